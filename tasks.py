@@ -1,0 +1,8 @@
+"""Invoke entry point: ``invoke --list`` here equals ``mailfleet --list`` anywhere.
+
+The tasks live in ``mailfleet.cli`` so the installed console script carries them too.
+"""
+
+from mailfleet.cli import build_namespace
+
+ns = build_namespace()
