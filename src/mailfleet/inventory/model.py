@@ -76,6 +76,9 @@ class FleetSettings:
     # Lab and advanced settings: the address range Postfix on relays trusts, TLS CA for the API.
     trusted_networks: tuple[str, ...] = ()
     api_port: int = 443
+    # The SSH private key mailfleet logs in with (a secret reference to a key file). Without
+    # it, paramiko's defaults apply (an SSH agent, ~/.ssh/id_*); ~/.ssh/config is never read.
+    ssh_identity: SecretRef | None = None
 
 
 @dataclass(frozen=True)

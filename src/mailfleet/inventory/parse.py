@@ -35,7 +35,7 @@ from mailfleet.inventory.parse_window import WindowError, parse_window
 
 TOP_KEYS = ("fleet", "hosts", "domains")
 FLEET_KEYS = ("name", "mailcow", "timezone", "maintenance_window", "dmarc_reports", "tlsrpt_reports",
-              "secrets_dir", "bulk_transport", "trusted_networks", "api_port")
+              "secrets_dir", "bulk_transport", "trusted_networks", "api_port", "ssh_identity")
 MAILCOW_KEYS = ("repository", "version", "install_dir", "docker_source")
 BULK_TRANSPORT_KEYS = ("destination_concurrency_limit", "destination_rate_delay", "maximal_backoff_time",
                        "minimal_backoff_time", "source_address")
@@ -274,6 +274,7 @@ def _parse_fleet(out: _Collector, raw: Any, doc: Mapping[str, Any]) -> FleetSett
                                      **durations),
         trusted_networks=tuple(trusted),
         api_port=_int(out, raw, "api_port", 443, 1, 65535, "api_port"),
+        ssh_identity=_secret(out, raw, "ssh_identity", "fleet.ssh_identity"),
     )
 
 
