@@ -12,37 +12,49 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 
-def _flow_map(items: Mapping[str, Any]) -> CommentedMap:
-    node = CommentedMap(items)
-    node.fa.set_flow_style()
-    return node
+FLOW_WIDTH = 72
 
 
-def _flow_seq(items: list[Any]) -> CommentedSeq:
-    node = CommentedSeq(items)
+def _flow_length(value: Any) -> int:
+    if isinstance(value, Mapping):
+        return 2 + sum(len(str(k)) + 2 + _flow_length(v) + 2 for k, v in value.items())
+    if isinstance(value, list):
+        return 2 + sum(_flow_length(v) + 2 for v in value)
+    return len(str(value))
+
+
+def _node(value: Any) -> Any:
+    """Flow style (``{mx1: 10}``) where it fits on a line, block style otherwise, like example.yaml."""
+    if isinstance(value, Mapping):
+        node = CommentedMap((k, _node(v)) for k, v in value.items())
+        if _flow_length(value) <= FLOW_WIDTH:
+            _set_flow(node)
+        return node
+    if isinstance(value, list):
+        seq = CommentedSeq(_node(v) for v in value)
+        if _flow_length(value) <= FLOW_WIDTH:
+            _set_flow(seq)
+        return seq
+    return value
+
+
+def _set_flow(node: Any) -> None:
     node.fa.set_flow_style()
-    return node
+    for child in (node.values() if isinstance(node, Mapping) else node):
+        if isinstance(child, (CommentedMap, CommentedSeq)):
+            _set_flow(child)
 
 
 def merge_domain(doc: Any, name: str, entry: Mapping[str, Any]) -> None:
-    """Append domain ``name`` with ``entry`` at the end of ``domains`` (created if missing).
-
-    Small mappings and lists are written in flow style (``{mx1: 10}``) like the example file.
-    """
-    if doc.get("domains") is None:
-        doc["domains"] = CommentedMap()
+    """Append domain ``name`` with ``entry`` at the end of ``domains`` (created if missing)."""
+    if not doc.get("domains"):
+        doc["domains"] = CommentedMap()  # block style, even where the file said `domains: {}`
     domains = doc["domains"]
     if name in domains:
         raise KeyError(name)
     node = CommentedMap()
     for key, value in entry.items():
-        if isinstance(value, Mapping):
-            node[key] = _flow_map(dict(value)) if all(not isinstance(v, (Mapping, list)) for v in value.values()) \
-                else CommentedMap({k: (_flow_map(v) if isinstance(v, Mapping) else v) for k, v in value.items()})
-        elif isinstance(value, list):
-            node[key] = _flow_seq(list(value))
-        else:
-            node[key] = value
+        node[key] = _node(value)
     domains[name] = node
 
 

@@ -154,11 +154,12 @@ def _list(out: _Collector, parent: Mapping[str, Any], key: str, where: str) -> l
 
 
 def _checked(out: _Collector, container: Any, key: Any, value: Any, check: Callable[[str], str], what: str,
-             hint: str = "") -> str | None:
+             hint: str = "", *, on_key: bool = False) -> str | None:
+    """Run ``check``; on failure report at the value (or at the key itself when it is the subject)."""
     try:
         return check(str(value))
     except ValueError as exc:
-        out.add(container, key, f"{what}: {exc}", hint)
+        out.add(container, key, f"{what}: {exc}", hint, value=not on_key)
         return None
 
 
@@ -285,7 +286,7 @@ def _parse_hosts(out: _Collector, doc: Mapping[str, Any]) -> dict[str, Host]:
     hosts: dict[str, Host] = {}
     seen: dict[str, dict[str, str]] = {"address": {}, "hostname": {}, "public_ip": {}}
     for name, raw in raw_hosts.items():
-        _checked(out, raw_hosts, name, name, rules.check_host_name, "host name")
+        _checked(out, raw_hosts, name, name, rules.check_host_name, "host name", on_key=True)
         if not isinstance(raw, Mapping):
             out.add(raw_hosts, name, f"host {name!r} must be a mapping of settings")
             continue
@@ -372,7 +373,7 @@ def _parse_domains(out: _Collector, doc: Mapping[str, Any], hosts: Mapping[str, 
     domains: dict[str, Domain] = {}
     ascii_seen: dict[str, str] = {}
     for name, raw in raw_domains.items():
-        ascii_name = _checked(out, raw_domains, name, name, rules.to_ascii_domain, "domain name")
+        ascii_name = _checked(out, raw_domains, name, name, rules.to_ascii_domain, "domain name", on_key=True)
         if ascii_name and ascii_name in ascii_seen:
             out.add(raw_domains, name, f"domain {name!r} is the same as {ascii_seen[ascii_name]!r}", value=False)
         if ascii_name:
@@ -446,7 +447,7 @@ def _parse_domain(out: _Collector, name: str, ascii_name: str, raw: Mapping[str,
     container = raw["mailboxes"] if isinstance(raw.get("mailboxes"), Mapping) else raw
     for local, settings in mb_raw.items():
         key = local if container is not raw else "mailboxes"
-        if _checked(out, container, key, local, rules.check_local_part, f"mailbox of {name}") is None:
+        if _checked(out, container, key, local, rules.check_local_part, f"mailbox of {name}", on_key=True) is None:
             continue
         settings = settings or {}
         if not isinstance(settings, Mapping):
@@ -460,7 +461,7 @@ def _parse_domain(out: _Collector, name: str, ascii_name: str, raw: Mapping[str,
     aliases: dict[str, tuple[str, ...]] = {}
     alias_raw = _mapping(out, raw, "aliases", "aliases")
     for local, targets in alias_raw.items():
-        if _checked(out, alias_raw, local, local, rules.check_local_part, f"alias of {name}") is None:
+        if _checked(out, alias_raw, local, local, rules.check_local_part, f"alias of {name}", on_key=True) is None:
             continue
         goto = []
         for target in (targets if isinstance(targets, list) else [targets]):
