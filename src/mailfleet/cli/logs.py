@@ -1,0 +1,217 @@
+"""``logs.ingest``, ``logs.pull``, ``logs.summary`` and the top-level ``trace``.
+
+Invoke has no variadic positionals, so ``FILES`` is one argument that may hold several
+paths separated by commas and shell-style globs (quote them: ``'/var/log/mail.log*'``);
+rotated files are read oldest first.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import time
+from datetime import timezone, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from invoke import Collection, task
+
+from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
+from mailfleet.errors import IngestError, MailfleetError
+from mailfleet.postfix import store
+from mailfleet.postfix.ingest import describe, save_log_files
+from mailfleet.postfix.parse_since import parse_since
+from mailfleet.postfix.render_summary import render_summary_text
+from mailfleet.postfix.render_trace import render_trace_json, render_trace_text
+from mailfleet.postfix.summary import load_summary
+from mailfleet.postfix.trace import load_trace
+
+
+def _rotation_key(path: str) -> tuple[int, str]:
+    """``mail.log.3.gz`` before ``mail.log.2`` before ``mail.log``: oldest first."""
+    found = re.search(r"\.(\d+)(?:\.gz)?$", path)
+    return (-int(found.group(1)) if found else 0, path)
+
+
+def expand_files(spec: str) -> list[Path]:
+    paths: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        if any(ch in part for ch in "*?["):
+            matches = glob.glob(part)
+            if not matches:
+                raise IngestError(f"{part!r} matches no file; check the path or the pattern.")
+            paths.extend(sorted(matches, key=_rotation_key))
+        else:
+            paths.append(part)
+    if not paths:
+        raise IngestError("logs.ingest needs at least one file: `mailfleet logs.ingest /var/log/mail.log --db logs.db`.")
+    return [Path(p) for p in paths]
+
+
+def _zone(name: str) -> tzinfo:
+    if name.upper() == "UTC":
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MailfleetError(
+            f"--tz {name!r} is not a time zone name; give the zone the log's host writes local time in, "
+            "e.g. Europe/Berlin or UTC."
+        ) from None
+
+
+def _inventory_addresses(path: Path) -> tuple[Any, list[tuple[str, str, str]]]:
+    """The inventory, and every address and name by which a relay line may name a host."""
+    from mailfleet.inventory import load_valid_inventory
+
+    inventory = load_valid_inventory(path)
+    pairs: list[tuple[str, str, str]] = []
+    for name, host in inventory.fleet.hosts.items():
+        pairs.append((name, name, "inventory name"))
+        pairs.append((host.address, name, "inventory address"))
+        if host.hostname:
+            pairs.append((host.hostname, name, "inventory hostname"))
+            pairs.append((host.hostname.split(".", 1)[0], name, "inventory hostname label"))
+        pairs.extend((ip, name, "inventory public_ips") for ip in host.public_ips)
+    return inventory, pairs
+
+
+def _print_counts(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json({"sources": rows})
+        return
+    for row in rows:
+        note = f" ({row['note']})" if row.get("note") else ""
+        print(
+            f"{row['source']}: {row['lines']} lines, {row['messages']} messages, {row['deliveries']} deliveries, "
+            f"{row['rejects']} rejects, {row['links']} hand-offs linked; {row['unparsed']} unrecognised, "
+            f"{row['other']} without message events{note}"
+        )
+        for sample in row.get("unparsed_samples", []):
+            print(f"    unrecognised: {sample}")
+
+
+@task(
+    positional=["files"],
+    help={
+        "files": "log files: paths, comma-separated, globs allowed (quote them); plain or .gz",
+        "db": "SQLite log store (created if missing)",
+        "host": "tag every line with this host (for formats whose host is a container id, and API JSON)",
+        "tz": "zone of year-less syslog stamps (default UTC)",
+        "inventory": "map relay addresses to fleet hosts with this inventory",
+        "json": "print the per-file counts as JSON",
+    },
+)
+@reports_errors
+def ingest(c, files, db, host=None, tz="UTC", inventory=None, json=False):
+    """Ingest Postfix logs (syslog, RFC 3339, maillog_file, Docker json-file, Mailcow API JSON)."""
+    paths = expand_files(files)
+    zone = _zone(tz)
+    conn = store.load_store(db)
+    try:
+        if inventory:
+            _, pairs = _inventory_addresses(Path(inventory))
+            with conn:
+                store.save_host_addresses(conn, pairs)
+        counts = save_log_files(conn, paths, host=host, zone=zone, now=time.time())
+    finally:
+        conn.close()
+    _print_counts([describe(c) for c in counts], json)
+
+
+@task(
+    help={
+        "host": "inventory name of the host to pull from",
+        "db": "SQLite log store",
+        "inventory": "inventory file (default: $MAILFLEET_INVENTORY, the lab's, or inventory/example.yaml)",
+        "since": "first pull only: start here (24h, 7d, ISO date); later pulls continue from the cursor",
+        "json": "print the counts as JSON",
+    }
+)
+@reports_errors
+def pull(c, host, db, inventory=None, since=None, json=False):
+    """Pull the postfix-mailcow container's log from one host over SSH and ingest it."""
+    from mailfleet.postfix.pull import save_pulled_logs
+    from mailfleet.ssh import open_connection
+
+    now = time.time()
+    inv, pairs = _inventory_addresses(default_inventory_path(inventory))
+    if host not in inv.fleet.hosts:
+        known = ", ".join(sorted(inv.fleet.hosts)) or "none"
+        raise MailfleetError(f"host {host!r} is not in {inv.path}; known hosts: {known}.")
+    start = parse_since(since, now) if since else None
+    conn = store.load_store(db)
+    try:
+        with conn:
+            store.save_host_addresses(conn, pairs)
+        connection = open_connection(inv.fleet.hosts[host], inv.fleet, inv.base_dir)
+        try:
+            counts = save_pulled_logs(
+                conn, connection, host=host, install_dir=inv.fleet.settings.mailcow.install_dir, now=now, since=start
+            )
+        finally:
+            connection.close()
+    finally:
+        conn.close()
+    _print_counts([describe(counts)], json)
+
+
+@task(
+    help={
+        "db": "SQLite log store",
+        "json": "print JSON (the contract's counts plus per day/domain/relay, deferral reasons, queue delay)",
+        "since": "only lines since (24h, 7d, ISO date)",
+        "top": "rows per breakdown (default 10)",
+    }
+)
+@reports_errors
+def summary(c, db, json=False, since=None, top=10):
+    """Fleet-wide totals, per day, per domain, per relay, deferral reasons, queue delay per transport."""
+    start = parse_since(since, time.time()) if since else None
+    conn = store.load_store(db, create=False)
+    try:
+        data = load_summary(conn, since=start, top=int(top))
+    finally:
+        conn.close()
+    if json:
+        print_json(data)
+    else:
+        print(render_summary_text(data))
+
+
+@task(
+    help={
+        "db": "SQLite log store",
+        "message_id": "Message-ID header (with or without <>)",
+        "queue_id": "Postfix queue id on any host",
+        "sender": "envelope sender",
+        "recipient": "envelope recipient",
+        "since": "only messages since (24h, 7d, ISO date)",
+        "limit": "at most this many traces, newest first (default 20)",
+        "json": "print JSON",
+    }
+)
+@reports_errors
+def trace(c, db, message_id=None, queue_id=None, sender=None, recipient=None, since=None, limit=20, json=False):
+    """One message's path across the fleet: accepted, each attempt, hand-offs, bounce, removal."""
+    start = parse_since(since, time.time()) if since else None
+    conn = store.load_store(db, create=False)
+    try:
+        traces = load_trace(conn, message_id=message_id, queue_id=queue_id, sender=sender, recipient=recipient,
+                            since=start, limit=int(limit))  # fmt: skip
+    finally:
+        conn.close()
+    query = {k: v for k, v in (("message_id", message_id), ("queue_id", queue_id), ("sender", sender),
+                               ("recipient", recipient), ("since", since)) if v is not None}  # fmt: skip
+    if json:
+        print_json(render_trace_json(traces, query))
+    else:
+        print(render_trace_text(traces))
+
+
+def register(ns: Collection) -> None:
+    ns.add_collection(Collection("logs", ingest, pull, summary))
+    ns.add_task(trace)
