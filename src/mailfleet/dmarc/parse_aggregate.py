@@ -244,15 +244,20 @@ class AggregateParser:
             elif name == "auth_results":
                 for item in part:
                     iname = local(item.tag) or _local(item.tag)
+                    domain = selector = result = ""
+                    for field_el in item:
+                        fname = local(field_el.tag) or _local(field_el.tag)
+                        text = field_el.text
+                        if fname == "domain":
+                            domain = text.strip().lower() if text else ""
+                        elif fname == "result":
+                            result = text.strip().lower() if text else ""
+                        elif fname == "selector" or fname == "scope":
+                            selector = text.strip() if text else ""
                     if iname == "dkim":
-                        fields = _children(item)
-                        dkims.append(DkimResult(fields.get("domain", "").lower(), fields.get("selector", ""),
-                                                fields.get("result", "").lower()))
+                        dkims.append(DkimResult(domain, selector, result))
                     elif iname == "spf":
-                        fields = _children(item)
-                        spfs.append(SpfResult(fields.get("domain", "").lower(),
-                                              fields.get("scope", "").lower() or "mfrom",
-                                              fields.get("result", "").lower()))
+                        spfs.append(SpfResult(domain, selector.lower() or "mfrom", result))
             elif name == "identifiers" or name == "identities":
                 for item in part:
                     iname = local(item.tag) or _local(item.tag)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from json.encoder import encode_basestring as _quote
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -72,8 +73,6 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX record_report ON record (report_pk);
     CREATE INDEX record_day_domain_ip ON record (day, domain, source_ip);
-    CREATE INDEX record_ip ON record (source_ip);
-    CREATE INDEX record_header_from ON record (header_from);
     CREATE VIEW daily_source AS
         SELECT day, domain, source_ip, SUM(count) AS messages,
                SUM(CASE WHEN dmarc_pass THEN count ELSE 0 END) AS pass,
@@ -193,14 +192,19 @@ def save_report_header(conn: sqlite3.Connection, meta: ReportMeta, source: str, 
 def save_records(conn: sqlite3.Connection, report_pk: int, meta: ReportMeta, records: Sequence[Record]) -> None:
     day = meta.day
     domain = meta.domain
-    dumps = json.dumps
     conn.executemany(_RECORD_INSERT, [
         (report_pk, day, domain, r.source_ip, r.count, r.disposition, r.dkim, r.spf,
          1 if (r.dkim == "pass" or r.spf == "pass") else 0, r.header_from, r.envelope_from, r.envelope_to,
-         dumps(r.reasons) if r.reasons else None,
-         dumps(r.dkim_results) if r.dkim_results else None,
-         dumps(r.spf_results) if r.spf_results else None)
+         _json_rows(r.reasons) if r.reasons else None,
+         _json_rows(r.dkim_results) if r.dkim_results else None,
+         _json_rows(r.spf_results) if r.spf_results else None)
         for r in records])
+
+
+def _json_rows(rows: Iterable[Sequence[str]]) -> str:
+    """JSON for a list of string tuples, several times faster than ``json.dumps`` (which is a
+    measurable share of ingest time at this size); the C string encoder does the escaping."""
+    return "[" + ",".join("[" + ",".join([_quote(v) for v in row]) + "]" for row in rows) + "]"
 
 
 def save_report_footer(conn: sqlite3.Connection, report_pk: int, meta: ReportMeta, warnings: Iterable[str],
