@@ -94,6 +94,10 @@ class Host:
     maintenance_window: MaintenanceWindow | None = None
     api_key: SecretRef | None = None
     mailcow_conf: Mapping[str, str] = field(default_factory=dict)
+    # Base system, applied by deploy only where set: a swap file of this size (0 = leave swap
+    # alone) and kernel parameters (``net.core.somaxconn: 4096``).
+    swap_mb: int = 0
+    sysctl: Mapping[str, str] = field(default_factory=dict)
 
     def has_role(self, role: str) -> bool:
         return role in self.roles

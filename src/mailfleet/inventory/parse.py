@@ -40,7 +40,7 @@ MAILCOW_KEYS = ("repository", "version", "install_dir", "docker_source")
 BULK_TRANSPORT_KEYS = ("destination_concurrency_limit", "destination_rate_delay", "maximal_backoff_time",
                        "minimal_backoff_time", "source_address")
 HOST_KEYS = ("address", "ssh_port", "ssh_user", "host_key", "hostname", "roles", "public_ips",
-             "maintenance_window", "api_key", "mailcow_conf")
+             "maintenance_window", "api_key", "mailcow_conf", "swap_mb", "sysctl")
 DOMAIN_KEYS = ("inbound", "relay", "transactional_relay", "dkim", "dmarc", "mta_sts", "tlsrpt",
                "mailboxes", "aliases", "bulk")
 DKIM_KEYS = ("selector", "key_size")
@@ -327,6 +327,16 @@ def _parse_hosts(out: _Collector, doc: Mapping[str, Any]) -> dict[str, Host]:
                 out.add(conf_raw, key, f"mailcow.conf value of {key} must be a single value")
             else:
                 conf[str(key)] = _conf_value(value)
+        sysctl: dict[str, str] = {}
+        sysctl_raw = _mapping(out, raw, "sysctl", "sysctl")
+        for key, value in sysctl_raw.items():
+            if not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_-]+)+", str(key)):
+                out.add(sysctl_raw, key, f"sysctl key {key!r} is not a kernel parameter name like net.core.somaxconn",
+                        value=False)
+            elif isinstance(value, (Mapping, list)) or value is None or "\n" in str(value):
+                out.add(sysctl_raw, key, f"sysctl value of {key} must be a single value")
+            else:
+                sysctl[str(key)] = str(value)
         api_key = _secret(out, raw, "api_key", f"api_key of {name}")
         if api_key is None and any(r in roles for r in ("inbound", "outbound-relay")) and "api_key" not in raw:
             out.add(raw_hosts, name, f"host {name!r} runs Mailcow but has no api_key reference",
@@ -350,6 +360,7 @@ def _parse_hosts(out: _Collector, doc: Mapping[str, Any]) -> dict[str, Host]:
             ssh_port=_int(out, raw, "ssh_port", 22, 1, 65535, "ssh_port"),
             ssh_user=str(raw.get("ssh_user", "root")), host_key=host_key, public_ips=tuple(public_ips),
             maintenance_window=_window(out, raw, "maintenance_window"), api_key=api_key, mailcow_conf=conf,
+            swap_mb=_int(out, raw, "swap_mb", 0, 0, 1048576, "swap_mb"), sysctl=sysctl,
         )
     return hosts
 
