@@ -1,0 +1,68 @@
+"""``lab.up``, ``lab.down``, ``lab.status``, ``lab.fault``, ``lab.heal``: the local lab fleet."""
+
+from __future__ import annotations
+
+from invoke import Collection, Exit, task
+
+from mailfleet.cli.common import print_json, reports_errors
+from mailfleet.lab.state import default_paths
+
+_DIR_HELP = "the lab's state folder (default: var/lab in the repository)"
+_INV_HELP = "where the lab's inventory is written (default: inventory/lab.yaml)"
+
+
+@task(help={"hosts": "number of hosts (6 reproduces inventory/example.yaml)", "dir": _DIR_HELP,
+            "inventory": _INV_HELP})
+@reports_errors
+def up(c, hosts=6, dir=None, inventory=None):
+    """Start the lab fleet (or repair it); a running lab is left as it is."""
+    from mailfleet.lab.lifecycle import lab_up
+    lab_up(default_paths(dir, inventory), int(hosts))
+
+
+@task(help={"dir": _DIR_HELP, "inventory": _INV_HELP})
+@reports_errors
+def down(c, dir=None, inventory=None):
+    """Stop the lab and remove everything it made (processes, namespaces, links, files)."""
+    from mailfleet.lab.lifecycle import lab_down
+    lab_down(default_paths(dir, inventory))
+
+
+@task(help={"dir": _DIR_HELP, "inventory": _INV_HELP,
+            "json": "print {\"up\", \"hosts\": {NAME: {\"ssh\": {\"ok\", ...}, \"postfix\", ...}}}"})
+@reports_errors
+def status(c, dir=None, inventory=None, json=False):
+    """Show each lab host: namespace, init, link, SSH with the pinned key, Postfix, Dovecot, API."""
+    from mailfleet.lab.status import gather_status, render_status_table
+    report = gather_status(default_paths(dir, inventory))
+    if json:
+        print_json(report)
+    else:
+        print(render_status_table(report))
+    if not report["ok"]:
+        raise Exit(code=1)
+
+
+@task(help={"host": "lab host name, e.g. mx1",
+            "kind": "down (crash the host), partition (cut its link), api-errors (the emulated Mailcow API "
+                    "fails), update-fails (the emulated update.sh fails)",
+            "mode": "for api-errors: 500 (every call answers HTTP 500) or slow (calls wait --delay seconds)",
+            "delay": "for api-errors --mode slow: seconds each call waits (default 5)",
+            "dir": _DIR_HELP, "inventory": _INV_HELP})
+@reports_errors
+def fault(c, host, kind, mode="500", delay=5.0, dir=None, inventory=None):
+    """Inject a fault into one lab host (undo it with lab.heal)."""
+    from mailfleet.lab.faults import apply_fault
+    apply_fault(default_paths(dir, inventory), host, kind, mode=mode, delay_s=float(delay))
+
+
+@task(help={"host": "heal only this host (default: every host)", "dir": _DIR_HELP, "inventory": _INV_HELP})
+@reports_errors
+def heal(c, host=None, dir=None, inventory=None):
+    """Clear injected faults: restart crashed hosts, raise cut links, remove API/update faults."""
+    from mailfleet.lab.faults import heal_lab
+    heal_lab(default_paths(dir, inventory), host)
+
+
+def register(ns: Collection) -> None:
+    ns.add_collection(Collection("lab", up, down, status, fault, heal))
