@@ -9,12 +9,14 @@ from invoke import Collection, Exit, task
 
 from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
 from mailfleet.dkim.publications import load_publications
+from mailfleet.dns.check import check_domain, make_resolver
 from mailfleet.dns.model import RecordSet
 from mailfleet.dns.records import plan_records
 from mailfleet.dns.render_bind import render_bind
 from mailfleet.dns.render_octodns import render_octodns
 from mailfleet.dns.render_table import render_json, render_table
 from mailfleet.dns.render_tlsa import render_tlsa_311
+from mailfleet.dns.rules_check import Verdict
 from mailfleet.errors import MailfleetError
 from mailfleet.inventory import Inventory, load_valid_inventory
 
@@ -76,12 +78,59 @@ def records(c, domain, format="table", soa=None, tlsa=None, inventory=None):
         sys.stdout.write(render_table(record_set))
 
 
-def register(ns: Collection) -> None:
-    collection = Collection("dns", records)
-    try:
-        from mailfleet.cli.dns_check import check
-    except ImportError:  # pragma: no cover - during development only
-        pass
+def render_verdicts(record_set: RecordSet, verdicts: list[Verdict], server: str) -> str:
+    origin = record_set.domain
+    lines = [f"{record_set.display_name}: {len(verdicts)} records checked against {server}"]
+    for verdict in verdicts:
+        record = verdict.record
+        owner = record.relative_to(origin) or record.name + "."
+        lines.append(f"  {verdict.mark} {record.rtype:<5} {owner:<28} {record.value if len(record.value) < 90 else record.value[:87] + '...'}")
+        if verdict.status != "ok":
+            if verdict.found and verdict.status != "pending":
+                for found in verdict.found:
+                    lines.append(f"      found: {found if len(found) < 120 else found[:117] + '...'}")
+            lines.append(f"      {verdict.explanation}")
+    drift = [v for v in verdicts if v.is_drift]
+    warn = [v for v in verdicts if v.status == "warn"]
+    pending = [v for v in verdicts if v.status == "pending"]
+    summary = f"{len(verdicts) - len(drift) - len(warn) - len(pending)} ok, {len(drift)} drift"
+    summary += f", {len(warn)} advice" if warn else ""
+    summary += f", {len(pending)} pending" if pending else ""
+    lines.append(summary)
+    if drift:
+        names = sorted({f"{v.record.name}. {v.record.rtype}" + (f" ({v.record.kind})" if v.record.kind else "")
+                        for v in drift})
+        lines.append("drift in: " + ", ".join(names))
+        lines.append(f"next step: publish the expected values (`mailfleet dns.records --domain {record_set.display_name} "
+                     "--format bind`) and run dns.check again")
+    return "\n".join(lines) + "\n"
+
+
+@task(iterable=["tlsa"], help={
+    "domain": "the mail domain",
+    "nameserver": "HOST[:PORT] to ask directly (e.g. your authoritative server); default: the system resolver",
+    "tlsa": _TLSA_HELP,
+    "json": "print {\"domain\", \"ok\", \"records\": [{name, type, expected, found, status, explanation}]}",
+    "inventory": _INVENTORY_HELP,
+})
+@reports_errors
+def check(c, domain, nameserver=None, tlsa=None, json=False, inventory=None):
+    """Compare published DNS with the records DOMAIN needs; exit 1 on drift."""
+    inv = load_valid_inventory(default_inventory_path(inventory))
+    record_set = load_record_set(inv, domain, tlsa)
+    resolver = make_resolver(nameserver)
+    verdicts = check_domain(record_set, resolver)
+    drift = any(v.is_drift for v in verdicts)
+    if json:
+        print_json({"domain": record_set.domain, "ok": not drift, "records": [
+            {"name": v.record.name, "type": v.record.rtype, "expected": v.record.value, "found": list(v.found),
+             "status": v.status, "level": v.record.level, "explanation": v.explanation} for v in verdicts]})
     else:
-        collection.add_task(check)
-    ns.add_collection(collection)
+        server = nameserver or "the system resolver"
+        sys.stdout.write(render_verdicts(record_set, verdicts, server))
+    if drift:
+        raise Exit(code=1)
+
+
+def register(ns: Collection) -> None:
+    ns.add_collection(Collection("dns", records, check))
