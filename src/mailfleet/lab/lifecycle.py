@@ -231,4 +231,8 @@ def _remove_files(paths: LabPaths) -> bool:
     if paths.client_key.exists():  # secrets/lab was made by lab.up; DKIM keys of the lab go with it
         shutil.rmtree(paths.secrets_dir)
         removed = True
+        try:
+            paths.secrets_dir.parent.rmdir()  # only if nothing else lives in secrets/
+        except OSError:
+            pass
     return removed

@@ -68,6 +68,8 @@ def render_boot_script(host: LabHost, host_dir: str, install_dir: str) -> str:
         f"hostname {q(host.name)}",
         "(",
         "  echo \"boot: $(date -u +%FT%TZ)\"",
+        "  # What Debian's postfix.service runs first: copy hosts, resolv.conf, ... into the chroot.",
+        "  /usr/lib/postfix/configure-instance.sh - || echo 'boot: configure-instance.sh failed'",
         "  postfix start || echo 'boot: postfix failed to start'",
     ]
     if host.runs_dovecot:

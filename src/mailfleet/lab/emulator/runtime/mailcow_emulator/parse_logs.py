@@ -60,7 +60,7 @@ def parse_postfix_log(text: str, count: int, now: datetime) -> list[dict[str, st
 
 def render_compose_log_line(container: str, stamp: datetime | None, line: str, timestamps: bool, width: int) -> str:
     """``postfix-mailcow-1  | 2026-11-29T00:00:00.000000000Z <line>`` (Compose v2, --no-color)."""
-    prefix = f"{container.ljust(width)} | "
+    prefix = f"{container.ljust(width)}  | "
     if timestamps and stamp is not None:
         utc = stamp.astimezone(timezone.utc)
         return f"{prefix}{utc.strftime('%Y-%m-%dT%H:%M:%S')}.{utc.microsecond:06d}000Z {line}"

@@ -148,10 +148,9 @@ def start_postfix(project_dir: Path, paths: ProjectPaths, db: dict[str, Any], lo
     if not host_services_enabled():
         log("mailcow emulator: host services disabled; main.cf rendered and checked only")
         return True, ""
-    if postfix_running(config_dir):
-        rc, output = run_with_tty(["postfix", "-c", str(config_dir), "reload"], env=env)
-    else:
-        rc, output = run_with_tty(["postfix", "-c", str(config_dir), "start"], env=env)
+    if postfix_running(config_dir):  # a container restart is a full stop/start (inet_interfaces etc.)
+        run_with_tty(["postfix", "-c", str(config_dir), "stop"], env=env)
+    rc, output = run_with_tty(["postfix", "-c", str(config_dir), "start"], env=env)
     if rc != 0:
         return False, output or "postfix start failed"
     return True, ""
@@ -193,6 +192,7 @@ def start_dovecot(project_dir: Path, paths: ProjectPaths, db: dict[str, Any], lo
     result = subprocess.run(["doveconf", "-c", str(conf_path), "-n"], capture_output=True, text=True)
     if result.returncode != 0:
         return False, result.stderr.strip()
+    _stop_host_dovecot(base_dir, log)
     pid_file = base_dir / "master.pid"
     if pid_file.exists() and _alive(pid_file):
         result = subprocess.run(["doveadm", "-c", str(conf_path), "reload"], capture_output=True, text=True)
@@ -201,6 +201,27 @@ def start_dovecot(project_dir: Path, paths: ProjectPaths, db: dict[str, Any], lo
     if result.returncode != 0:
         return False, result.stderr.strip()
     return True, ""
+
+
+def _stop_host_dovecot(own_base_dir: Path, log: Any) -> None:
+    """dovecot-mailcow owns IMAP on a Mailcow host: stop a Dovecot the host runs from its
+    default config (the lab boots one), as Mailcow's container would find the ports taken."""
+    default = Path("/etc/dovecot/dovecot.conf")
+    if not default.exists():
+        return
+    result = subprocess.run(["doveconf", "-c", str(default), "-h", "base_dir"], capture_output=True, text=True)
+    base = Path(result.stdout.strip() or "/run/dovecot")
+    if result.returncode != 0 or base.resolve() == own_base_dir.resolve():
+        return
+    pid_file = base / "master.pid"
+    if not (pid_file.exists() and _alive(pid_file)):
+        return
+    log(f"mailcow emulator: stopping the host's own Dovecot ({default}); dovecot-mailcow serves IMAP now")
+    subprocess.run(["doveadm", "-c", str(default), "stop"], capture_output=True)
+    for _ in range(100):
+        if not _alive(pid_file):
+            return
+        time.sleep(0.05)
 
 
 def _alive(pid_file: Path) -> bool:
