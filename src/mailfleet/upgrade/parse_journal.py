@@ -45,6 +45,7 @@ class HostProgress:
     status: str = "pending"          # pending | in-progress | done | failed | rolled-back | rollback-failed
     steps: dict[str, str] = field(default_factory=dict)  # step -> started | done | failed (current attempt)
     last_error: str | None = None
+    head_before: str | None = None   # the commit the host was on when update.sh started
 
     def first_step_not_done(self, steps: Iterable[str]) -> str | None:
         return next((s for s in steps if self.steps.get(s) != "done"), None)
@@ -122,6 +123,8 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> list[RunState]:
             key = (run_id, host, step)
             if step_state == "started":
                 open_steps[key] = at
+                if entry.get("head_before"):
+                    progress.head_before = str(entry["head_before"])
                 progress.status = "in-progress"
                 if step in ("update", "rollback") and (run_id, host) not in down_since:
                     down_since[(run_id, host)] = at

@@ -45,6 +45,7 @@ class CheckResult:
     current_version: str | None
     installed: bool = True
     error: str | None = None
+    available_version: str | None = None   # the newest release update.sh would bring
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,11 @@ def _select(request: PlanRequest, problems: list[str]) -> tuple[dict[str, CheckR
             problems.append(f"{name}: `update.sh --check` could not fetch the Mailcow repository (exit 99); "
                             "check the host's access to its origin and rerun")
         elif check.exit_code == CHECK_UPDATE_AVAILABLE:
-            needed[name] = check
+            if check.available_version and check.available_version != request.target:
+                problems.append(f"{name}: update.sh would bring {check.available_version}, not {request.target}; "
+                                f"pass --to {check.available_version} or leave --to out")
+            else:
+                needed[name] = check
         elif check.exit_code == CHECK_NO_UPDATE:
             problems.append(f"{name}: runs {check.current_version or 'an unknown version'}, not {request.target}, but "
                             f"`update.sh --check` finds no update (exit 3); its checkout cannot reach {request.target}. "

@@ -42,7 +42,8 @@ class HostOps(Protocol):
     def update(self, host: Host, target: str) -> Mapping[str, Any]: ...
     def health(self, host: Host, version: str) -> Mapping[str, Any]: ...
     def resume_bulk(self, host: Host) -> Mapping[str, Any]: ...
-    def rollback(self, host: Host) -> Mapping[str, Any]: ...
+    def head(self, host: Host) -> str: ...
+    def rollback(self, host: Host, head_before: str | None) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -135,8 +136,8 @@ def _window_state(fleet: Fleet, host: Host, now: datetime, host_time: timedelta)
 
 
 def _run_step(state: RunState, host: Host, step: str, journal: Journal, action: Callable[[], Mapping[str, Any]],
-              note: Callable[[str], None]) -> None:
-    journal.step(host.name, step, "started")
+              note: Callable[[str], None], **started: Any) -> None:
+    journal.step(host.name, step, "started", **started)
     try:
         detail = dict(action() or {})
     except Exception as exc:  # noqa: BLE001 - every failure is journalled, then re-raised
@@ -162,17 +163,31 @@ def _upgrade_host(state: RunState, host: Host, journal: Journal, ops: HostOps, n
     for step in steps_for(host.roles):
         if progress.steps.get(step) == "done":
             continue
+        started: dict[str, Any] = {}
+        if step == "update":
+            # Where the host stood before update.sh: the rollback's anchor, on disk first.
+            try:
+                progress.head_before = started["head_before"] = ops.head(host)
+            except Exception as exc:  # noqa: BLE001 - nothing ran yet: fail like a pre-update step
+                journal.step(host.name, "update", "failed", error=f"cannot read the checkout's commit: {_text(exc)}")
+                _fail(outcome, host, "update", exc, note)
+                _handle_failure(state, host, "drain", journal, ops, note, outcome)
+                return True
         try:
-            _run_step(state, host, step, journal, actions[step], note)
+            _run_step(state, host, step, journal, actions[step], note, **started)
         except Exception as exc:  # noqa: BLE001
-            outcome.status, outcome.failed_host, outcome.failed_step = "failed", host.name, step
-            outcome.error = f"{host.name}: {step} failed: {_text(exc)}"
-            note(outcome.error)
+            _fail(outcome, host, step, exc, note)
             _handle_failure(state, host, step, journal, ops, note, outcome)
             return True
     journal.host(host.name, "done", version=state.target)
     progress.status = "done"
     return False
+
+
+def _fail(outcome: RolloutOutcome, host: Host, step: str, exc: BaseException, note: Callable[[str], None]) -> None:
+    outcome.status, outcome.failed_host, outcome.failed_step = "failed", host.name, step
+    outcome.error = f"{host.name}: {step} failed: {_text(exc)}"
+    note(outcome.error)
 
 
 def _handle_failure(state: RunState, host: Host, step: str, journal: Journal, ops: HostOps,
@@ -192,7 +207,7 @@ def _handle_failure(state: RunState, host: Host, step: str, journal: Journal, op
     old = state.from_versions.get(host.name, "")
     journal.step(host.name, "rollback", "started")
     try:
-        detail = dict(ops.rollback(host) or {})
+        detail = dict(ops.rollback(host, state.hosts[host.name].head_before) or {})
         if old and old != "unknown":
             detail["health"] = dict(ops.health(host, old) or {})
     except Exception as exc:  # noqa: BLE001
