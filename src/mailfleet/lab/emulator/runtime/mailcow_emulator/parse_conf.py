@@ -14,6 +14,10 @@ _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _KEY_CHARS = re.compile(r"[^a-zA-Z0-9-]")
 
 
+# nginx-mailcow's set_real_ip_from (sites-default.conf.j2)
+_REAL_IP_FROM = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
+
+
 class ConfError(ValueError):
     """mailcow.conf cannot be read; the message names the line and what to fix."""
 
@@ -112,7 +116,7 @@ def client_seen_as(peer: str, forwarded_for: str | None, ipv4_network: str) -> s
         address = address.ipv4_mapped
     if address.is_loopback:
         return f"{ipv4_network}.1"
-    if forwarded_for and address.is_private:
+    if forwarded_for and any(address in net for net in _REAL_IP_FROM if net.version == address.version):
         last = forwarded_for.split(",")[-1].strip()
         try:
             return str(ipaddress.ip_address(last))
