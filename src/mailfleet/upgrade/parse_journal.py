@@ -64,6 +64,7 @@ class RunState:
     dangling: list[tuple[str, str, datetime]] = field(default_factory=list)
     down: list[DownInterval] = field(default_factory=list)
     reason: str | None = None
+    pin_on_success: bool = False
 
     @property
     def finished(self) -> bool:
@@ -108,6 +109,7 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> list[RunState]:
                                         from_versions=dict(entry.get("from", {})), started=at,
                                         roles={k: list(v) for k, v in entry.get("roles", {}).items()})
                 runs[run_id].hosts = {h: HostProgress(h) for h in runs[run_id].order}
+                runs[run_id].pin_on_success = bool(entry.get("pin_on_success", False))
             elif run_id in runs:
                 runs[run_id].status = "running" if entry["state"] == "resumed" else str(entry["state"])
                 runs[run_id].reason = entry.get("reason")
