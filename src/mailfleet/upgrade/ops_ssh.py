@@ -30,7 +30,6 @@ from mailfleet.upgrade.run import StepFailed
 
 UPDATE_EXIT_RESTART = 2
 DEFAULT_BACKUP_DIR = "/var/backups/mailcow"
-BULK_TRANSPORT = "bulk"
 
 
 @dataclass(frozen=True)
@@ -146,27 +145,21 @@ class SshHostOps:
             raise StepFailed(f"{folder} lacks mailcow.conf; the backup is incomplete. Nothing was updated")
         return {"folder": folder}
 
-    def _defer_transports(self, host: Host) -> list[str]:
-        out = self.must(host, self.postfix(host, "postconf", "-h", "defer_transports"), "postconf defer_transports")
-        return [t for t in out.replace(",", " ").split() if t]
-
     def defer_bulk(self, host: Host) -> Mapping[str, Any]:
-        current = self._defer_transports(host)
-        if BULK_TRANSPORT not in current:
-            value = " ".join(current + [BULK_TRANSPORT])
-            self.must(host, self.postfix(host, "postconf", "-e", f"defer_transports = {value}") + " && "
-                      + self.postfix(host, "postfix", "reload"), "deferring the bulk transport")
-        return {"defer_transports": " ".join(current + [BULK_TRANSPORT] if BULK_TRANSPORT not in current else current)}
+        """Hold the queued bulk mail (the priority component's ``queue --pause-bulk``): it waits in
+        the hold queue across the restart instead of competing with transactional mail after it."""
+        from mailfleet.priority.queue import apply_pause_bulk, gather_queue
+
+        listing, _ = gather_queue(self.conn(host), self.fleet, host)
+        action = apply_pause_bulk(self.conn(host), self.fleet, host, listing)
+        return {"held": action.done}
 
     def resume_bulk(self, host: Host) -> Mapping[str, Any]:
-        current = self._defer_transports(host)
-        if BULK_TRANSPORT in current:
-            rest = [t for t in current if t != BULK_TRANSPORT]
-            edit = (self.postfix(host, "postconf", "-e", f"defer_transports = {' '.join(rest)}") if rest
-                    else self.postfix(host, "postconf", "-X", "defer_transports"))
-            self.must(host, edit + " && " + self.postfix(host, "postfix", "reload") + " && "
-                      + self.postfix(host, "postqueue", "-f"), "resuming the bulk transport")
-        return {}
+        from mailfleet.priority.queue import apply_resume_bulk, gather_queue
+
+        listing, _ = gather_queue(self.conn(host), self.fleet, host)
+        action = apply_resume_bulk(self.conn(host), self.fleet, host, listing)
+        return {"released": action.done}
 
     def queue_counts(self, host: Host) -> dict[str, int]:
         return parse_queue_counts(self.must(host, self.postfix(host, "postqueue", "-j"), "postqueue -j"))
@@ -177,7 +170,8 @@ class SshHostOps:
             counts = self.queue_counts(host)
             in_flight = counts.get("active", 0) + counts.get("incoming", 0)
             if in_flight <= self.settings.drain_threshold:
-                return {"in_flight": in_flight, "deferred": counts.get("deferred", 0)}
+                return {"in_flight": in_flight, "deferred": counts.get("deferred", 0), "held": counts.get("hold", 0)}
+            self.defer_bulk(host)   # bulk submitted since the pause is held too
             if self.monotonic() >= deadline:
                 raise StepFailed(f"{in_flight} messages still in flight after {self.settings.drain_timeout:.0f} s "
                                  f"(threshold {self.settings.drain_threshold}); the host was not updated")
