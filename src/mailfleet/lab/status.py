@@ -31,7 +31,7 @@ def _ssh_probe(record: HostRecord, fleet: Fleet | None, base_dir, install_dir: s
     except MailfleetError as exc:
         return {"ok": False, "error": str(exc)}
     try:
-        result = conn.run(render_probe_command(install_dir, fleet.settings.api_port), hide=True, warn=True,
+        result = conn.run(render_probe_command(install_dir, fleet.settings.api_port), hide=True, warn=True, in_stream=False,
                           timeout=15)
         probe = parse_probe_output(result.stdout)
         return {"ok": True, "hostname": probe.pop("hostname"), "pinned_key": host.host_key, **probe}

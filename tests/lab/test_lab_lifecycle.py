@@ -1,0 +1,172 @@
+"""Bringing a lab up and down, breaking and healing it, on a private two-host lab
+(``isolated_lab``: names mflt-*, 10.79.0.0/24), so the shared lab is never disturbed.
+
+The tests run in file order: up, faults, recovery, down."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from lab_helpers import run_on
+
+from mailfleet.lab import boot, network
+from mailfleet.lab.faults import apply_fault, faults_file, heal_lab
+from mailfleet.lab.state import load_state
+from mailfleet.lab.system import pids_in_netns, wait_until
+
+pytestmark = pytest.mark.lab
+PREFIX = "mflt"
+
+
+def machine_snapshot() -> dict[str, object]:
+    """What a lab could leave behind on the machine, restricted to things named like this lab."""
+    netns = sorted(p.name for p in Path("/run/netns").glob(f"{PREFIX}-*")) if Path("/run/netns").exists() else []
+    links = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith(PREFIX))
+    mounts = sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                    if PREFIX in line or line.split()[4] == "/run/netns")
+    iptables = ""
+    if shutil.which("iptables"):
+        iptables = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+    return {"netns": netns, "links": links, "mounts": mounts, "iptables": iptables}
+
+
+def lab_processes(root: Path, inodes: set[int]) -> list[int]:
+    """Processes in one of the lab's network namespaces or running a file of the lab's folder."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            link = os.readlink(f"/proc/{entry}/ns/net")
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(link[link.index("[") + 1:-1]) in inodes or str(root).encode() in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def answers_ssh(address: str, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((address, 22), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(8).startswith(b"SSH-2.0")
+    except OSError:
+        return False
+
+
+BEFORE: dict[str, object] = {}
+INODES: set[int] = set()
+
+
+def test_up_builds_the_hosts_and_a_second_up_is_a_no_op(isolated_lab) -> None:
+    BEFORE.update(machine_snapshot())
+    first = isolated_lab.up()
+    assert first.changed and sorted(first.started) == ["mx1", "relay1"]
+    state = load_state(isolated_lab.paths)
+    assert state is not None and state.complete
+    for record in state.hosts:
+        INODES.add(os.stat(f"/run/netns/{record.netns}").st_ino)
+    second = isolated_lab.up()
+    assert not second.changed and sorted(second.kept) == ["mx1", "relay1"]
+    assert run_on(isolated_lab.paths.inventory, "relay1", "hostname").strip() == "relay1"
+
+
+def test_fault_down_stops_answering_and_heal_brings_it_back(isolated_lab) -> None:
+    inventory = isolated_lab.paths.inventory
+    key_before = (isolated_lab.paths.host_dir("mx1") / "etc/upper/ssh/ssh_host_ed25519_key.pub").read_text()
+    try:
+        apply_fault(isolated_lab.paths, "mx1", "down", say=lambda _: None)
+        assert not answers_ssh("10.79.0.11")
+        state = load_state(isolated_lab.paths)
+        assert state is not None and state.faults == {"mx1": ("down",)}
+        assert not boot.host_running(next(r for r in state.hosts if r.name == "mx1"))
+        assert answers_ssh("10.79.0.12"), "the other host must not be affected"
+    finally:
+        heal_lab(isolated_lab.paths, say=lambda _: None)
+    assert run_on(inventory, "mx1", "hostname").strip() == "mx1"  # same pinned key still accepted
+    key_after = (isolated_lab.paths.host_dir("mx1") / "etc/upper/ssh/ssh_host_ed25519_key.pub").read_text()
+    assert key_after == key_before
+    assert "up" in run_on(inventory, "mx1", "postfix status 2>&1 && echo up")
+    state = load_state(isolated_lab.paths)
+    assert state is not None and state.faults == {}
+
+
+def test_partition_cuts_the_host_off_and_heal_reconnects_it(isolated_lab) -> None:
+    try:
+        apply_fault(isolated_lab.paths, "relay1", "partition", say=lambda _: None)
+        assert not answers_ssh("10.79.0.12", timeout=1.5)
+        assert answers_ssh("10.79.0.11")
+    finally:
+        heal_lab(isolated_lab.paths, "relay1", say=lambda _: None)
+    assert wait_until(lambda: answers_ssh("10.79.0.12"), 10)
+
+
+def test_emulator_faults_are_written_for_the_emulator_and_healed(isolated_lab) -> None:
+    path = faults_file(isolated_lab.paths, "mx1")
+    try:
+        apply_fault(isolated_lab.paths, "mx1", "api-errors", mode="slow", delay_s=3, say=lambda _: None)
+        apply_fault(isolated_lab.paths, "mx1", "update-fails", say=lambda _: None)
+        assert json.loads(path.read_text()) == {"api-errors": {"mode": "slow", "delay_s": 3.0}, "update-fails": True}
+        # Inside the host it is /var/lib/docker/mailcow-emulator/faults.json.
+        inside = run_on(isolated_lab.paths.inventory, "mx1", "cat /var/lib/docker/mailcow-emulator/faults.json")
+        assert json.loads(inside)["update-fails"] is True
+        with pytest.raises(Exception, match="must be one of"):
+            apply_fault(isolated_lab.paths, "mx1", "api-errors", mode="sometimes", say=lambda _: None)
+        with pytest.raises(Exception, match="unknown fault kind"):
+            apply_fault(isolated_lab.paths, "mx1", "flood", say=lambda _: None)
+        with pytest.raises(Exception, match="no host 'mx9'"):
+            apply_fault(isolated_lab.paths, "mx9", "down", say=lambda _: None)
+    finally:
+        heal_lab(isolated_lab.paths, say=lambda _: None)
+    assert not path.exists()
+
+
+def test_up_recovers_killed_hosts_and_a_stale_namespace(isolated_lab) -> None:
+    state = load_state(isolated_lab.paths)
+    assert state is not None
+    mx1 = next(r for r in state.hosts if r.name == "mx1")
+    relay1 = next(r for r in state.hosts if r.name == "relay1")
+    os.kill(mx1.init_pid, signal.SIGKILL)  # a crash nobody recorded as a fault
+    assert wait_until(lambda: not boot.host_running(mx1), 10)
+    result = isolated_lab.up()
+    assert result.changed and result.started == ("mx1",) and result.kept == ("relay1",)
+    assert run_on(isolated_lab.paths.inventory, "mx1", "hostname").strip() == "mx1"
+
+    # Everything killed and the state file marked half-built: up rebuilds from stale namespaces.
+    state = load_state(isolated_lab.paths)
+    assert state is not None
+    for record in state.hosts:
+        os.kill(record.init_pid, signal.SIGKILL)
+    assert wait_until(lambda: not any(pids_in_netns(r.netns) for r in state.hosts), 10)
+    raw = json.loads(isolated_lab.paths.state_file.read_text())
+    raw["complete"] = False
+    isolated_lab.paths.state_file.write_text(json.dumps(raw))
+    assert network.netns_exists("mflt-mx1")
+    result = isolated_lab.up()
+    assert sorted(result.started) == ["mx1", "relay1"]
+    for name in ("mx1", "relay1"):
+        assert run_on(isolated_lab.paths.inventory, name, "hostname").strip() == name
+    assert relay1.init_pid != next(r for r in load_state(isolated_lab.paths).hosts if r.name == "relay1").init_pid
+
+
+def test_down_leaves_the_machine_as_it_was_and_is_safe_twice(isolated_lab) -> None:
+    state = load_state(isolated_lab.paths)
+    assert state is not None
+    INODES.update(os.stat(f"/run/netns/{r.netns}").st_ino for r in state.hosts)
+    assert lab_processes(isolated_lab.root, INODES), "the lab should have processes before down"
+    assert isolated_lab.down() is True
+    assert machine_snapshot() == BEFORE
+    assert lab_processes(isolated_lab.root, INODES) == []
+    assert not isolated_lab.paths.state_dir.exists()
+    assert not isolated_lab.paths.inventory.exists()
+    assert not isolated_lab.paths.secrets_dir.exists()
+    assert isolated_lab.down() is False
+    assert machine_snapshot() == BEFORE
