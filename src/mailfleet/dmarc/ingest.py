@@ -11,25 +11,29 @@ batch always goes on.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import shutil
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from mailfleet.dmarc import store
 from mailfleet.dmarc.extract import Payload, iter_payloads
-from mailfleet.dmarc.model import Limits, Record, Rejected, Unsafe
+from mailfleet.dmarc.model import Limits, ParseOutcome, Record, Rejected, Unsafe
 from mailfleet.dmarc.parse_aggregate import AggregateParser
+from mailfleet.dmarc.parse_input import parse_input
 from mailfleet.dmarc.parse_tlsrpt import parse_tlsrpt
 from mailfleet.errors import IngestError
 
 BATCH = 2000
 COMMIT_EVERY = 200
+PARALLEL_MAX_BYTES = 8 * 1024 * 1024
 Clock = Callable[[], float]
 
 
@@ -122,36 +126,58 @@ def gather_files(paths: Iterable[str | Path], skip: Path | None = None) -> list[
 
 def ingest_paths(conn: sqlite3.Connection, paths: Iterable[str | Path], *, limits: Limits | None = None,
                  quarantine: Path | None = None, clock: Clock = time.time,
-                 progress: Progress | None = None, commit_every: int = COMMIT_EVERY) -> IngestSummary:
+                 progress: Progress | None = None, commit_every: int = COMMIT_EVERY,
+                 workers: int = 1) -> IngestSummary:
     """Ingest files and directories. Each report is atomic (a savepoint); commits are grouped every
     ``commit_every`` files because a commit costs more than parsing a 20-record report. A crash
-    loses at most the uncommitted group, which the next run simply ingests again (idempotent)."""
+    loses at most the uncommitted group, which the next run simply ingests again (idempotent).
+
+    With ``workers`` > 1, files up to ``PARALLEL_MAX_BYTES`` are parsed in that many forked
+    processes while this one writes to SQLite (one writer, as SQLite wants); bigger files are
+    always streamed here, so memory stays bounded by the streaming parser, not by file size."""
     limits = limits or Limits()
     files = gather_files(paths, skip=quarantine)
     progress = progress or Progress(len(files))
     progress.total = max(len(files), 1)
     summary = IngestSummary()
+    parallel: list[Path] = []
+    serial: list[Path] = []
+    for path in files:
+        small = workers > 1 and _size(path) <= PARALLEL_MAX_BYTES
+        (parallel if small else serial).append(path)
+    if len(parallel) < 2 * workers:
+        serial, parallel = files, []
     pending = 0
+
+    def finish(path: Path, result: FileResult) -> None:
+        nonlocal pending
+        if result.rejected and quarantine is not None:
+            result.quarantined = str(save_quarantine(quarantine, path.name, path, result.rejected))
+        summary.files.append(result)
+        progress.advance(path.name)
+        pending += 1
+        if pending >= commit_every:
+            conn.execute("COMMIT")
+            conn.execute("BEGIN")
+            pending = 0
+
     conn.execute("BEGIN")
     try:
-        for path in files:
+        if parallel:
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                outcomes = pool.map(_parse_path, [str(p) for p in parallel], [limits] * len(parallel),
+                                    chunksize=8)
+                for path, outcome in zip(parallel, outcomes):
+                    finish(path, save_outcome(conn, outcome, now=int(clock())))
+        for path in serial:
             try:
                 handle = open(path, "rb")
             except OSError as exc:
-                summary.files.append(FileResult(str(path), rejected=f"cannot read it: {exc.strerror}"))
-                progress.advance(path.name)
+                finish(path, FileResult(str(path), rejected=f"cannot read it: {exc.strerror}"))
                 continue
             with handle:
-                result = ingest_source(conn, str(path), handle, limits=limits, clock=clock)
-            if result.rejected and quarantine is not None:
-                result.quarantined = str(save_quarantine(quarantine, path.name, path, result.rejected))
-            summary.files.append(result)
-            progress.advance(path.name)
-            pending += 1
-            if pending >= commit_every:
-                conn.execute("COMMIT")
-                conn.execute("BEGIN")
-                pending = 0
+                finish(path, ingest_source(conn, str(path), handle, limits=limits, clock=clock))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -159,6 +185,59 @@ def ingest_paths(conn: sqlite3.Connection, paths: Iterable[str | Path], *, limit
     finally:
         progress.close()
     return summary
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _parse_path(path: str, limits: Limits) -> ParseOutcome:
+    """Worker side of parallel ingest: parse one small file whole (pure work, no SQLite)."""
+    try:
+        with open(path, "rb") as handle:
+            return parse_input(path, handle, limits)
+    except OSError as exc:
+        return ParseOutcome(file=path, error=f"cannot read it: {exc.strerror}")
+
+
+def save_outcome(conn: sqlite3.Connection, outcome: ParseOutcome, now: int) -> FileResult:
+    """Store already-parsed reports of one input atomically (the parallel path's writer side)."""
+    result = FileResult(outcome.file)
+    if outcome.error:
+        result.rejected = outcome.error
+        return result
+    conn.execute("SAVEPOINT input")
+    try:
+        for report in outcome.reports:
+            meta = report.meta
+            if store.report_key_exists(conn, meta) or store.report_hash_exists(conn, report.content_sha256):
+                result.duplicates += 1
+                continue
+            pk = store.save_report_header(conn, meta, report.source, now)
+            store.save_records(conn, pk, meta, report.records)
+            messages = sum(r.count for r in report.records)
+            store.save_report_footer(conn, pk, meta, report.warnings, report.content_sha256, len(report.records),
+                                     messages)
+            result.stored += 1
+            result.records += len(report.records)
+            result.messages += messages
+            result.warnings.extend(f"{report.source}: {w}" for w in report.warnings)
+        for tls in outcome.tls_reports:
+            if store.save_tls_report(conn, tls, now):
+                result.tls_stored += 1
+            else:
+                result.tls_duplicates += 1
+            result.warnings.extend(tls.warnings)
+        result.warnings.extend(outcome.warnings)
+        conn.execute("RELEASE input")
+    except BaseException:
+        conn.execute("ROLLBACK TO input")
+        conn.execute("RELEASE input")
+        raise
+    return result
 
 
 def ingest_source(conn: sqlite3.Connection, name: str, source: BinaryIO | bytes, *, limits: Limits | None = None,

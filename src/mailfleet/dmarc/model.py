@@ -30,10 +30,11 @@ class Limits:
     max_nesting: int = 3
     max_email_parts: int = 64
     max_warnings: int = 50
+    max_bytes_between_records: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in ("max_input_bytes", "max_decompressed_bytes", "max_zip_members", "max_records",
-                     "max_nesting", "max_email_parts", "max_warnings"):
+                     "max_nesting", "max_email_parts", "max_warnings", "max_bytes_between_records"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"limit {name} is {value!r}; it must be a positive integer")
@@ -202,6 +203,7 @@ class ParseOutcome:
     reports: list[AggregateReport] = field(default_factory=list)
     tls_reports: list[TlsReport] = field(default_factory=list)
     error: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 def iso_utc(epoch: int) -> str:

@@ -39,6 +39,7 @@ from mailfleet.dmarc.model import (
 DMARC2_NAMESPACE = "urn:ietf:params:xml:ns:dmarc-2.0"
 _CONTROL = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
 _FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype", b"<!entity")
+_SLICE = 256 * 1024
 _TAGS = ("{*}record", "{*}report_metadata", "{*}policy_published", "{*}version")
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
 _RFC9990_ONLY = ("testing", "discovery_method", "generator")
@@ -98,24 +99,46 @@ class AggregateParser:
         self._namespace = ""
         self._root_seen = False
         self._ips: dict[str, str] = {}
+        self._events = 0
+        self._gap = 0
 
     # -- feeding -------------------------------------------------------------------------------
     def feed(self, chunk: bytes) -> list[Record]:
+        """Parse more bytes; return the records they completed. Big chunks are fed in slices so
+        the between-records cap is checked before junk can pile up in memory."""
+        if len(chunk) <= _SLICE:
+            return self._feed(chunk)
+        records: list[Record] = []
+        for start in range(0, len(chunk), _SLICE):
+            records.extend(self._feed(chunk[start:start + _SLICE]))
+        return records
+
+    def _feed(self, chunk: bytes) -> list[Record]:
         self._hash.update(chunk)
         window = self._tail + chunk[:16]
         for marker in _FORBIDDEN:
             if marker in chunk or marker in window:
                 raise Unsafe(f"{self.source}: the XML declares a DOCTYPE or ENTITY; reports never need one "
-                               "and it is how entity-expansion and external-entity attacks work")
+                             "and it is how entity-expansion and external-entity attacks work")
         self._tail = chunk[-16:]
         clean = chunk.translate(None, _CONTROL)
         if len(clean) != len(chunk) and len(self._warnings) < self.limits.max_warnings:
-            self._warnings.append("control characters removed from the XML")
+            if "control characters removed from the XML" not in self._warnings:
+                self._warnings.append("control characters removed from the XML")
         try:
             self._parser.feed(clean)
         except etree.XMLSyntaxError as exc:
             raise Rejected(f"{self.source}: unreadable XML ({exc})") from None
-        return self._drain()
+        events = self._events
+        records = self._drain()
+        if self._events == events:
+            self._gap += len(chunk)
+            if self._gap > self.limits.max_bytes_between_records:
+                raise Unsafe(f"{self.source}: {self._gap} bytes of XML without a complete record or header; "
+                             f"over the cap of {self.limits.max_bytes_between_records} (junk or an attack)")
+        else:
+            self._gap = len(chunk)
+        return records
 
     def close(self) -> tuple[ReportMeta, tuple[str, ...], str, int]:
         """Finish; return (metadata, warnings, sha256 of the XML, message count)."""
@@ -160,6 +183,7 @@ class AggregateParser:
     def _drain(self) -> list[Record]:
         out: list[Record] = []
         for _event, el in self._parser.read_events():
+            self._events += 1
             name = _local(el.tag)
             if not self._root_seen:
                 self._check_root(el)

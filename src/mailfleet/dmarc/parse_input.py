@@ -38,6 +38,8 @@ def parse_input(name: str, source: BinaryIO | bytes, limits: Limits | None = Non
     else:
         if not outcome.reports and not outcome.tls_reports:
             outcome.error = skipped[0] if skipped else "no report found in it"
+        else:
+            outcome.warnings.extend(skipped)
     outcome.error = outcome.error.removeprefix(f"{name}: ")
     return outcome
 
