@@ -62,10 +62,12 @@ def load_record_set(inv: Inventory, domain_name: str, tlsa_pairs: list[str] | No
     "inventory": _INVENTORY_HELP,
 })
 @reports_errors
-def records(c, domain, format="table", soa=None, tlsa=None, inventory=None):
+def records(c, domain=None, format="table", soa=None, tlsa=None, inventory=None):
     """Print every DNS record DOMAIN needs, each with why; works with every host down."""
     if format not in FORMATS:
         raise Exit(f"error: --format must be one of {', '.join(FORMATS)}, not {format!r}", code=2)
+    if not domain:
+        raise Exit("error: this task needs --domain NAME", code=2)
     inv = load_valid_inventory(default_inventory_path(inventory))
     record_set = load_record_set(inv, domain, tlsa)
     if format == "json":
@@ -114,8 +116,10 @@ def render_verdicts(record_set: RecordSet, verdicts: list[Verdict], server: str)
     "inventory": _INVENTORY_HELP,
 })
 @reports_errors
-def check(c, domain, nameserver=None, tlsa=None, json=False, inventory=None):
+def check(c, domain=None, nameserver=None, tlsa=None, json=False, inventory=None):
     """Compare published DNS with the records DOMAIN needs; exit 1 on drift."""
+    if not domain:
+        raise Exit("error: this task needs --domain NAME", code=2)
     inv = load_valid_inventory(default_inventory_path(inventory))
     record_set = load_record_set(inv, domain, tlsa)
     resolver = make_resolver(nameserver)

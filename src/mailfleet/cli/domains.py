@@ -1,0 +1,142 @@
+"""``add-domain``, ``domains.sync`` and ``dkim.rotate``: domains and their DKIM keys on every
+Mailcow host that serves or signs for them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from invoke import Collection, Exit, task
+
+from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
+from mailfleet.domains.add import add_domain as run_add_domain
+from mailfleet.domains.push import PushReport
+from mailfleet.domains.sync import sync_domains
+from mailfleet.inventory import load_valid_inventory
+
+_INVENTORY_HELP = "inventory file (default: $MAILFLEET_INVENTORY, inventory/lab.yaml while a lab is up, else inventory/example.yaml)"
+
+
+def report_json(report: PushReport, check: bool) -> dict[str, Any]:
+    hosts = {}
+    for name, result in report.results.items():
+        steps = result.planned if check else result.done
+        hosts[name] = {"ok": result.ok, "changes": len(steps), "steps": steps, "warnings": result.warnings,
+                       "error": result.error}
+    return {"check": check, "hosts": hosts,
+            "conflicts": [{"host": c.host, "domain": c.domain, "message": c.message} for c in report.conflicts],
+            "notes": report.notes}
+
+
+def render_report(report: PushReport, check: bool) -> str:
+    lines = []
+    for name, result in report.results.items():
+        steps = result.planned if check else result.done
+        verb = "would change" if check else "changed"
+        if result.error and not steps:
+            lines.append(f"{name}: FAILED: {result.error}")
+        else:
+            lines.append(f"{name}: {verb} {len(steps)}" if steps else f"{name}: no changes")
+            lines += [f"  + {s}" for s in steps]
+            if result.error:
+                pending = [s for s in result.planned if s not in result.done]
+                lines.append(f"  FAILED: {result.error}")
+                lines += [f"  - not done: {s}" for s in pending[1:]]
+        lines += [f"  ! {w}" for w in result.warnings]
+    for conflict in report.conflicts:
+        lines.append(f"conflict on {conflict.host}: {conflict.message}")
+    lines += [f"note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def _finish(report: PushReport, check: bool, rerun: str) -> None:
+    total = report.planned if check else report.changes
+    hosts = len(report.results)
+    if check:
+        print(f"plan: {total} change{'s' if total != 1 else ''} on {hosts} host{'s' if hosts != 1 else ''}; "
+              "nothing was changed (--check)")
+    else:
+        print(f"{total} change{'s' if total != 1 else ''} on {hosts} host{'s' if hosts != 1 else ''}"
+              + ("" if total else ": everything was already in place"))
+    if report.failed:
+        raise Exit(f"error: {len(report.failed)} host(s) failed: {', '.join(report.failed)}; what was done stays "
+                   f"done; fix the cause and run `{rerun}` again to complete the rest", code=1)
+    if report.conflicts:
+        raise Exit(f"error: {len(report.conflicts)} conflict(s) left alone (see above)", code=1)
+
+
+@task(name="add-domain", iterable=["inbound"], help={
+    "domain": "the domain to add (IDNA names are fine)",
+    "inbound": "an inbound host for its MX (repeatable, first = preference 10); default: every inbound host",
+    "relay": "the outbound relay for its mail; default: the first outbound-relay host",
+    "transactional_relay": "the relay for its transactional mail (optional)",
+    "selector": "DKIM selector; default: the one most domains of the fleet use, else 'dkim'",
+    "check": "show the plan (inventory entry and every host's changes); change nothing",
+    "json": "print {\"hosts\": {NAME: {\"ok\", \"changes\", \"steps\", \"warnings\", \"error\"}}, ...}",
+    "inventory": _INVENTORY_HELP,
+})
+@reports_errors
+def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=None, selector=None, check=False,
+               json=False, inventory=None):
+    """Add a domain to the inventory and to every Mailcow host that serves or signs for it.
+
+    Writes the inventory entry (defaults: every inbound host, the first relay, DMARC p=none,
+    postmaster + report mailboxes, abuse alias), generates the DKIM key (secrets/dkim, 0600),
+    imports it on every signing host, and creates the domain, mailboxes, aliases, relayhost
+    wiring and MTA-STS policy on its inbound hosts. A domain already in the inventory is pushed
+    as written. Run twice, it changes nothing.
+    """
+    if not domain:
+        raise Exit("error: add-domain needs --domain NAME", code=2)
+    inv = load_valid_inventory(default_inventory_path(inventory))
+    result = run_add_domain(inv, domain, inbound=inbound or [], relay=relay, transactional_relay=transactional_relay,
+                            selector=selector, check=check)
+    if json:
+        data = report_json(result.report, check)
+        data.update({"domain": result.domain.ascii, "inventory_entry": result.entry if result.new_in_inventory else None,
+                     "dkim_key_created": result.key_created})
+        print_json(data)
+    else:
+        d = result.domain
+        if result.new_in_inventory:
+            verb = "would add" if check else "added"
+            print(f"inventory: {verb} {d.name} (inbound {', '.join(d.inbound_hosts)}; relay {d.relay or 'none'}; "
+                  f"selector {d.dkim.selector}; DMARC p={d.dmarc.policy}) {'to' if check else 'in'} {inv.path}")
+        else:
+            print(f"inventory: {d.name} is already there; pushing it as written")
+        if result.key_created:
+            print(f"dkim: {'would generate' if check else 'generated'} an RSA {d.dkim.key_size} key, selector "
+                  f"{d.dkim.selector} ({inv.secrets_dir}/dkim/{d.ascii}.{d.dkim.selector}.pem, mode 0600)")
+        print(render_report(result.report, check))
+        if not check:
+            print(f"next: publish the records (`mailfleet dns.records --domain {d.name}`), then "
+                  f"`mailfleet dns.check --domain {d.name}`")
+    _finish(result.report, check, f"mailfleet add-domain --domain {domain}")
+
+
+@task(help={"check": "show the drift and the plan; change nothing", "json": "print the per-host report as JSON",
+            "inventory": _INVENTORY_HELP})
+@reports_errors
+def sync(c, check=False, json=False, inventory=None):
+    """Reconcile every inventory domain with every Mailcow host; report drift and fix it."""
+    inv = load_valid_inventory(default_inventory_path(inventory))
+    result = sync_domains(inv, check=check)
+    if json:
+        data = report_json(result.report, check)
+        data["skipped"] = result.skipped
+        print_json(data)
+    else:
+        print(render_report(result.report, check))
+        for domain, why in result.skipped.items():
+            print(f"skipped {domain}: {why}")
+    _finish(result.report, check, "mailfleet domains.sync")
+
+
+def register(ns: Collection) -> None:
+    ns.add_task(add_domain)
+    ns.add_collection(Collection("domains", sync))
+    try:
+        from mailfleet.cli.dkim_rotate import rotate
+    except ImportError:
+        pass
+    else:
+        ns.add_collection(Collection("dkim", rotate))
