@@ -143,11 +143,15 @@ class AggregateParser:
     def close(self) -> tuple[ReportMeta, tuple[str, ...], str, int]:
         """Finish; return (metadata, warnings, sha256 of the XML, message count)."""
         try:
-            self._parser.close()
+            root = self._parser.close()
         except etree.XMLSyntaxError as exc:
             if not self._root_seen:
                 raise Rejected(f"{self.source}: not an XML report ({exc})") from None
             self._warn(f"XML damaged near the end: {exc}")
+            root = None
+        if root is not None and not self._root_seen and _local(root.tag) != "feedback":
+            raise Rejected(f"{self.source}: not a DMARC aggregate report (the root element is "
+                           f"<{_local(root.tag)}>, not <feedback>)")
         leftovers = self._drain()
         if leftovers:
             raise AssertionError("records after close")  # the caller drained every feed
