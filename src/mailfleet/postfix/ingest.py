@@ -17,12 +17,15 @@ offsets: it is newest-first and trimmed every minute).
 
 from __future__ import annotations
 
+import gc
 import gzip
 import hashlib
+import multiprocessing
+import resource
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import IO, Any
@@ -31,13 +34,25 @@ from mailfleet.errors import IngestError
 from mailfleet.postfix import store
 from mailfleet.postfix.correlate import Correlator
 from mailfleet.postfix.model import IngestCounts
-from mailfleet.postfix.parse_events import parse_event
-from mailfleet.postfix.parse_line import Envelope, SyslogClock, parse_any_line, parse_api_entries
+from mailfleet.postfix.parse_chunk import ChunkScanner
+from mailfleet.postfix.parse_events import parse_event, parse_queue_event
+from mailfleet.postfix.parse_line import (
+    Envelope,
+    SyslogClock,
+    parse_any_line,
+    parse_api_entries,
+    parse_compose_line,
+)
 
 CHUNK = 4 << 20
-FLUSH_ROWS = 20000
+FLUSH_ROWS = 4000
 MAX_API_FILE = 256 << 20
 SAMPLES = 5
+# Below this many bytes to read, a second process costs more than it saves.
+PARALLEL_MIN_BYTES = 16 << 20
+
+Batch = tuple[list, list, list]
+"""``(messages, deliveries, rejects)`` rows, ready for ``store.save_rows``."""
 
 
 def _fingerprint(first_line: bytes) -> str:
@@ -53,79 +68,115 @@ def _open(path: Path) -> IO[bytes]:
     return raw
 
 
-class LineFeeder:
-    """Feeds envelopes through parse → correlate → store, flushing rows in batches."""
+@dataclass
+class Totals:
+    """What a producer saw; ``consumed`` is the byte offset after the last complete line."""
 
-    def __init__(self, conn: sqlite3.Connection, host_override: str | None) -> None:
-        self.conn = conn
+    lines: int = 0
+    unparsed: int = 0
+    other: int = 0
+    events: int = 0
+    messages: int = 0
+    deliveries: int = 0
+    rejects: int = 0
+    consumed: int = 0
+    hosts: set[str] = field(default_factory=set)
+    samples: list[str] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+
+
+class Producer:
+    """Parse → correlate, handing row batches to ``sink``. No SQLite here, so it can run in
+    a separate process while the parent writes the previous batch (two cores, two stages)."""
+
+    def __init__(self, next_id: int, open_messages: list, host_override: str | None, sink: Callable[[Batch], None]):
+        self.correlator = Correlator(next_id, open_messages)
         self.host_override = host_override
-        self.first_delivery_id = store.next_delivery_id(conn)
-        self.first_message_id = store.next_message_id(conn)
-        self.correlator = Correlator(self.first_message_id, store.load_open_messages(conn))
-        self.lines = self.unparsed = self.other = self.events = 0
-        self.deliveries = self.rejects = 0
-        self.samples: list[str] = []
-        self.hosts: set[str] = set()
+        self.sink = sink
+        self.totals = Totals()
 
-    def feed_lines(self, lines: Iterable[str], parse: Callable[[str], Envelope | None]) -> None:
-        correlator = self.correlator
-        feed = correlator.feed
+    def _maybe_flush(self) -> None:
+        if len(self.correlator.deliveries) + len(self.correlator.done) >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        batch = self.correlator.drain(final)
+        self.totals.deliveries += len(batch[1])
+        self.totals.rejects += len(batch[2])
+        if final or batch[0] or batch[1] or batch[2]:
+            self.sink(batch)
+
+    def feed_envelopes(self, envelopes: Iterable[Envelope | None], raw: Iterable[str] | None = None) -> None:
+        """Per-line path: ``None`` envelopes are unparsed lines (``raw`` gives their text)."""
+        totals = self.totals
+        feed = self.correlator.feed
         override = self.host_override
-        hosts = self.hosts
-        unparsed = other = events = count = 0
-        for line in lines:
-            count += 1
-            envelope = parse(line)
+        hosts = totals.hosts
+        raw_lines = iter(raw) if raw is not None else None
+        for envelope in envelopes:
+            line = next(raw_lines) if raw_lines is not None else ""
+            totals.lines += 1
             if envelope is None:
                 if line.strip():
-                    unparsed += 1
-                    if len(self.samples) < SAMPLES:
-                        self.samples.append(line[:200])
+                    totals.unparsed += 1
+                    if len(totals.samples) < SAMPLES:
+                        totals.samples.append(line[:200])
                 continue
             host = override or envelope[1]
             event = parse_event(envelope[0], host, envelope[2], envelope[3])
             if event is None:
-                other += 1
+                totals.other += 1
+                continue
+            totals.events += 1
+            hosts.add(host)
+            feed(event)
+            self._maybe_flush()
+
+    def feed_text(self, text: str, scanner: ChunkScanner) -> None:
+        """Fast path for plain syslog text: only queue-id lines are looked at."""
+        totals = self.totals
+        correlator = self.correlator
+        feed = correlator.feed
+        override = self.host_override
+        hosts = totals.hosts
+        before_lines, before_unparsed = scanner.lines, scanner.unparsed
+        events = 0
+        last_host = None
+        for ts, host, tag, qid, rest in scanner.scan(text):
+            if override is not None:
+                host = override
+            elif host is not last_host:
+                hosts.add(host)
+                last_host = host
+            event = parse_queue_event(ts, host, tag, qid, rest)
+            if event is None:
                 continue
             events += 1
-            if host not in hosts:
-                hosts.add(host)
             feed(event)
-            if len(correlator.deliveries) >= FLUSH_ROWS:
+            if len(correlator.deliveries) >= FLUSH_ROWS or len(correlator.done) >= FLUSH_ROWS:
                 self.flush()
-        self.lines += count
-        self.unparsed += unparsed
-        self.other += other
-        self.events += events
+        if override is not None and events:
+            hosts.add(override)
+        lines = scanner.lines - before_lines
+        unparsed = scanner.unparsed - before_unparsed
+        totals.lines += lines
+        totals.unparsed += unparsed
+        totals.events += events
+        totals.other += lines - unparsed - events
+        for sample in scanner.samples[len(totals.samples) :]:
+            totals.samples.append(sample)
 
-    def feed_envelopes(self, envelopes: Iterable[Envelope]) -> None:
-        self.feed_lines(envelopes, lambda envelope: envelope)  # type: ignore[arg-type]
-
-    def flush(self, final: bool = False) -> None:
-        messages, deliveries, rejects = self.correlator.drain(final)
-        self.deliveries += len(deliveries)
-        self.rejects += len(rejects)
-        store.save_rows(self.conn, messages, deliveries, rejects)
-
-    def finish(self, source: str) -> IngestCounts:
-        """Write what is left, record hosts seen, link hand-offs; caller commits."""
+    def finish(self, consumed: int) -> Totals:
         self.flush(final=True)
-        if self.hosts:  # names seen in logs never override the inventory's mapping
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO host_addresses (address, host, why) VALUES (lower(?), ?, 'syslog hostname')",
-                [(name, name) for name in sorted(self.hosts)],
-            )
-        links = store.save_links(self.conn, self.first_delivery_id, self.first_message_id)
-        return IngestCounts(
-            source=source, lines=self.lines, unparsed=self.unparsed, other=self.other,
-            events=self.events, messages=self.correlator.message_count, deliveries=self.deliveries,
-            rejects=self.rejects, links=links, unparsed_samples=tuple(self.samples),
-        )  # fmt: skip
+        self.totals.messages = self.correlator.message_count
+        self.totals.consumed = consumed
+        self.totals.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return self.totals
 
 
-def _iter_complete_lines(handle: IO[bytes], consumed: list[int]) -> Iterator[str]:
-    """Decoded complete lines from the handle's position; ``consumed[0]`` grows by the bytes
-    of every complete line handed out (a trailing partial line is left unread)."""
+def _iter_blocks(handle: IO[bytes], consumed: list[int]) -> Iterator[str]:
+    """Decoded blocks of complete lines from the handle's position; ``consumed[0]`` grows by
+    the bytes handed out (a trailing partial line is left for the next run)."""
     rest = b""
     while True:
         chunk = handle.read(CHUNK)
@@ -138,11 +189,118 @@ def _iter_complete_lines(handle: IO[bytes], consumed: list[int]) -> Iterator[str
             continue
         rest = data[end + 1 :]
         block = data[: end + 1]
-        text = block.decode("utf-8", errors="replace")
-        lines = text.split("\n")
-        lines.pop()  # after the final newline
         consumed[0] += len(block)
-        yield from (line[:-1] if line.endswith("\r") else line for line in lines)
+        yield block.decode("utf-8", errors="replace")
+
+
+def produce_file(
+    handle: IO[bytes],
+    offset: int,
+    sniff: bytes,
+    clock: SyslogClock,
+    producer: Producer,
+) -> Totals:
+    """Read from ``offset`` to the last complete line and feed the producer."""
+    consumed = [offset]
+    fast = sniff[:1] != b"{" and parse_compose_line(sniff.decode("utf-8", "replace").rstrip("\r\n"), clock) is None
+    if fast:
+        scanner = ChunkScanner(clock)
+        for block in _iter_blocks(handle, consumed):
+            producer.feed_text(block, scanner)
+    else:
+        for block in _iter_blocks(handle, consumed):
+            lines = block.split("\n")
+            lines.pop()
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+            producer.feed_envelopes((parse_any_line(line, clock) for line in lines), lines)
+    return producer.finish(consumed[0])
+
+
+def _worker(
+    path: Path, offset: int, sniff: bytes, clock: SyslogClock, next_id: int, open_messages: list,
+    host: str | None, pipe: Any,
+) -> None:  # fmt: skip
+    """Child process: produce batches into the pipe; the parent writes them to SQLite."""
+    gc.disable()
+    try:
+        producer = Producer(next_id, open_messages, host, lambda batch: pipe.send(("rows", batch)))
+        with _open(path) as handle:
+            handle.seek(offset)
+            totals = produce_file(handle, offset, sniff, clock, producer)
+        pipe.send(("done", totals))
+    except BaseException as exc:  # report, never hang the parent
+        pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        pipe.close()
+
+
+def _produce_in_child(
+    conn: sqlite3.Connection, path: Path, offset: int, sniff: bytes, clock: SyslogClock, next_id: int,
+    open_messages: list, host: str | None,
+) -> Totals:  # fmt: skip
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_worker, args=(path, offset, sniff, clock, next_id, open_messages, host, send), daemon=True
+    )
+    child.start()
+    send.close()
+    try:
+        while True:
+            try:
+                kind, payload = receive.recv()
+            except EOFError:
+                raise IngestError(f"the parser process for {path} died; nothing from it was stored.") from None
+            if kind == "rows":
+                store.save_rows(conn, *payload)
+            elif kind == "done":
+                return payload
+            else:
+                raise IngestError(f"parsing {path} failed ({payload}); nothing from it was stored.")
+    finally:
+        receive.close()
+        child.join(timeout=30)
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+
+class LineFeeder:
+    """Ingest from envelopes already in memory (pulled logs, Mailcow API JSON)."""
+
+    def __init__(self, conn: sqlite3.Connection, host_override: str | None) -> None:
+        self.conn = conn
+        self.first_delivery_id = store.next_delivery_id(conn)
+        self.first_message_id = store.next_message_id(conn)
+        self.producer = Producer(
+            self.first_message_id, store.load_open_messages(conn), host_override,
+            lambda batch: store.save_rows(conn, *batch),
+        )  # fmt: skip
+
+    def feed_envelopes(self, envelopes: Iterable[Envelope]) -> None:
+        self.producer.feed_envelopes(envelopes)
+
+    def finish(self, source: str) -> IngestCounts:
+        totals = self.producer.finish(0)
+        return _finish(self.conn, source, totals, self.first_delivery_id, self.first_message_id)
+
+
+def _finish(
+    conn: sqlite3.Connection, source: str, totals: Totals, first_delivery_id: int, first_message_id: int
+) -> IngestCounts:
+    """Record hosts seen, link hand-offs; the caller commits."""
+    if totals.hosts:  # names seen in logs never override the inventory's mapping
+        conn.executemany(
+            "INSERT OR IGNORE INTO host_addresses (address, host, why) VALUES (lower(?), ?, 'syslog hostname')",
+            [(name, name) for name in sorted(totals.hosts)],
+        )
+    links = store.save_links(conn, first_delivery_id, first_message_id)
+    return IngestCounts(
+        source=source, lines=totals.lines, unparsed=totals.unparsed, other=totals.other,
+        events=totals.events, messages=totals.messages, deliveries=totals.deliveries,
+        rejects=totals.rejects, links=links, unparsed_samples=tuple(totals.samples[:SAMPLES]),
+        peak_rss_mb=totals.peak_rss_mb,
+    )  # fmt: skip
 
 
 def save_log_file(
@@ -153,8 +311,13 @@ def save_log_file(
     zone: tzinfo = timezone.utc,
     reference: datetime | None = None,
     now: float,
+    parallel: bool | None = None,
 ) -> IngestCounts:
-    """Ingest one file (plain, gzip, Docker json-file, RFC 3339, or Mailcow API JSON)."""
+    """Ingest one file (plain, gzip, Docker json-file, RFC 3339, or Mailcow API JSON).
+
+    ``parallel`` None decides by size: big plain files are parsed in a child process while
+    this one writes SQLite.
+    """
     if not path.is_file():
         raise IngestError(f"{path} is not a file; pass Postfix log files (plain or .gz) to logs.ingest.")
     if reference is None:
@@ -180,13 +343,30 @@ def save_log_file(
                 if offset and handle.tell() != offset:
                     offset = 0
                     handle.seek(0)
-                consumed = [offset]
-                feeder = LineFeeder(conn, host)
-                feeder.feed_lines(
-                    _iter_complete_lines(handle, consumed), lambda line: parse_any_line(line, clock)
-                )
-                counts = feeder.finish(str(path))
-                cursor.update(path=str(path), host=host, offset=consumed[0])
+                first_delivery_id = store.next_delivery_id(conn)
+                first_message_id = store.next_message_id(conn)
+                open_messages = store.load_open_messages(conn)
+                size = path.stat().st_size
+                if parallel is None:
+                    parallel = size - offset >= PARALLEL_MIN_BYTES and not isinstance(handle, gzip.GzipFile)
+                # The rows are acyclic tuples: the cyclic collector would only rescan them.
+                gc_was_enabled = gc.isenabled()
+                gc.disable()
+                try:
+                    if parallel:
+                        totals = _produce_in_child(
+                            conn, path, offset, first, clock, first_message_id, open_messages, host
+                        )
+                    else:
+                        producer = Producer(
+                            first_message_id, open_messages, host, lambda batch: store.save_rows(conn, *batch)
+                        )
+                        totals = produce_file(handle, offset, first, clock, producer)
+                finally:
+                    if gc_was_enabled:
+                        gc.enable()
+                counts = _finish(conn, str(path), totals, first_delivery_id, first_message_id)
+                cursor.update(path=str(path), host=host, offset=totals.consumed)
                 store.save_source(conn, cursor, now)
                 if offset:
                     counts = replace(counts, note=f"resumed at byte {offset}")
@@ -295,5 +475,7 @@ def describe(counts: IngestCounts) -> dict[str, Any]:
         data["note"] = counts.note
     if counts.unparsed_samples:
         data["unparsed_samples"] = list(counts.unparsed_samples)
+    if counts.peak_rss_mb:
+        data["parser_peak_rss_mb"] = round(counts.peak_rss_mb, 1)
     return data
 

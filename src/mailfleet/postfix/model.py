@@ -61,6 +61,7 @@ class IngestCounts:
     links: int = 0
     note: str = ""
     unparsed_samples: tuple[str, ...] = ()
+    peak_rss_mb: float = 0.0  # of the parsing process (a child for big files)
 
 
 @dataclass(frozen=True)

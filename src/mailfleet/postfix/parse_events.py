@@ -233,13 +233,20 @@ def parse_active(ts: float, host: str, qid: str, rest: str) -> Event | None:
 
 def parse_event(ts: float, host: str, tag: str, text: str) -> Event | None:
     """One line's event, or None for lines that do not move a message (counted by the caller)."""
-    slash = tag.rfind("/")
-    daemon = tag[slash + 1 :] if slash != -1 else tag
     if text.startswith("NOQUEUE: "):
         return parse_reject(ts, host, tag, None, text[9:])
     qid, rest = parse_qid(text)
     if qid is None:
         return None
+    return parse_queue_event(ts, host, tag, qid, rest)
+
+
+def parse_queue_event(ts: float, host: str, tag: str, qid: str, rest: str) -> Event | None:
+    """The event of a line whose text is ``QID: rest`` (``qid`` may be ``NOQUEUE``)."""
+    if qid == "NOQUEUE":
+        return parse_reject(ts, host, tag, None, rest)
+    slash = tag.rfind("/")
+    daemon = tag[slash + 1 :] if slash != -1 else tag
     first = rest[:3]
     if first == "to=" or (daemon in _DELIVERY_DAEMONS and ", relay=" in rest and ", status=" in rest):
         return parse_delivery(ts, host, tag, qid, rest)
