@@ -7,7 +7,7 @@
 
 set -o pipefail
 PROMPT_TIMEOUT="${MAILCOW_EMULATOR_PROMPT_TIMEOUT:-30}"
-ask() { local answer=""; read -t "${PROMPT_TIMEOUT}" -r -p "$1" answer || true; echo "${answer}"; }
+ask() { local answer=""; printf "%s" "$1" >&2; read -t "${PROMPT_TIMEOUT}" -r answer || true; echo "${answer}"; }
 
 DEV=n
 for arg in "$@"; do

@@ -8,7 +8,7 @@
 # the update fail after `docker compose down` and the merge (exit 1, stack left down).
 
 PROMPT_TIMEOUT="${MAILCOW_EMULATOR_PROMPT_TIMEOUT:-30}"
-ask() { local answer=""; read -t "${PROMPT_TIMEOUT}" -r -p "$1" answer || true; echo "${answer}"; }
+ask() { local answer=""; printf "%s" "$1" >&2; read -t "${PROMPT_TIMEOUT}" -r answer || true; echo "${answer}"; }
 
 if [ "$(id -u)" -ne "0" ]; then echo "You need to be root"; exit 1; fi
 if [ ! -f "${PWD}/mailcow.conf" ]; then

@@ -7,7 +7,7 @@
 # holding the volumes' data. The DKIM keys are in the redis volume. restore is not emulated.
 
 PROMPT_TIMEOUT="${MAILCOW_EMULATOR_PROMPT_TIMEOUT:-30}"
-ask() { local answer=""; read -t "${PROMPT_TIMEOUT}" -r -p "$1" answer || true; echo "${answer}"; }
+ask() { local answer=""; printf "%s" "$1" >&2; read -t "${PROMPT_TIMEOUT}" -r answer || true; echo "${answer}"; }
 
 if [[ ! ${1} =~ ^(backup|restore)$ ]]; then
   echo "First parameter needs to be 'backup' or 'restore'"
