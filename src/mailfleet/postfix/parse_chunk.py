@@ -8,7 +8,8 @@ with a literal prefix (``]: QID: ``) skips them inside the regex engine, and onl
 lines are sliced apart in Python. The per-line parser (``parse_line``) stays the reference
 and handles the other wrappers; tests check both agree on every fixture.
 
-A line counts as *unparsed* when it has no ``tag[pid]: `` marker at all, or when the text
+A line counts as *unparsed* when it has no ``tag[pid]: `` marker at all (Postfix always
+logs its pid), or when the text
 before a queue-id marker is not a valid ``<stamp> <host> <tag>[pid]`` envelope.
 """
 
@@ -23,6 +24,7 @@ _QID_MARK = re.compile(
     r"\]: ([0-9A-F]{5,20}|[0-9BCDFGHJKLMNPQRSTVWXYbcdfghjklmnpqrstvwxy]{6,}z"
     r"[0-9BCDFGHJKLMNPQRSTVWXYbcdfghjklmnpqrstvwxy]+|NOQUEUE): ([^\n]*)"
 )
+_PID_MARK = re.compile(r"\[\d+\]: ")
 
 Match = tuple[float, str, str, str, str]
 """``(ts, host, tag, qid, rest)``."""
@@ -47,8 +49,9 @@ class ChunkScanner:
                 ts = parse_rfc3339(stamp)
             else:
                 month = MONTHS[stamp[:3]]
+                day, clock_time = stamp[4:].split()  # "Nov  8", "Nov 08" and the lax "Nov 8"
                 ts = self.clock.epoch(
-                    month, int(stamp[4:6]), int(stamp[7:9]), int(stamp[10:12]), int(stamp[13:15])
+                    month, int(day), int(clock_time[0:2]), int(clock_time[3:5]), float(clock_time[6:])
                 )
         except (KeyError, ValueError, IndexError):
             return None
@@ -60,7 +63,7 @@ class ChunkScanner:
         """Envelopes of the queue-id lines of ``text`` (complete lines, ``\\n``-separated)."""
         lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
         self.lines += lines
-        marked = text.count("]: ")
+        marked = len(_PID_MARK.findall(text))  # one "[pid]: " per syslog line
         if marked < lines:
             self._count_unmarked(text, lines - marked)
         stamp_of = self._stamp
@@ -74,12 +77,7 @@ class ChunkScanner:
             if bracket == -1 or space == -1 or not head[bracket + 1 :].isdigit():
                 self._bad(text, start)
                 continue
-            if head[0].isdigit():
-                stamp_end = head.find(" ")
-            else:
-                stamp_end = 15
-                if head[15:16] == ".":
-                    stamp_end = head.find(" ", 15)
+            stamp_end = head.find(" ", head.find(":"))
             host_start = stamp_end + 1
             if space <= host_start or " " in head[host_start:space]:
                 self._bad(text, start)
@@ -100,9 +98,9 @@ class ChunkScanner:
             self.samples.append(text[start : end if end != -1 else len(text)][:200])
 
     def _count_unmarked(self, text: str, missing: int) -> None:
-        """Rare path: find the lines without a ``]: `` marker (blank lines do not count)."""
+        """Rare path: find the lines without a ``[pid]: `` marker (blank lines do not count)."""
         for line in text.split("\n"):
-            if line and "]: " not in line and line.strip():
+            if line.strip() and _PID_MARK.search(line) is None:
                 self.unparsed += 1
                 if len(self.samples) < 5:
                     self.samples.append(line[:200])

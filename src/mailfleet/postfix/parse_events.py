@@ -182,6 +182,8 @@ def parse_reject(ts: float, host: str, tag: str, qid: str | None, rest: str) -> 
         code = int(words[0])
         if len(words) > 1 and _DSN.fullmatch(words[1]):
             dsn = words[1]
+    elif words and _DSN.fullmatch(words[0]):  # milter: "5.7.1 Blocked by ..."
+        dsn = words[0]
     elif envelope and ": " in body[body.rfind("; from=<") :]:
         # cleanup puts the status after the envelope fields: "...helo=<h>: 5.7.1 text"
         trailing = body[body.rfind("; from=<") :].split(">: ", 1)

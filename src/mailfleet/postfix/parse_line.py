@@ -130,6 +130,8 @@ def parse_syslog_line(line: str, clock: SyslogClock) -> Envelope | None:
             return None
         parts = split_payload(line[space + 1 :])
     else:
+        if line[5] == " " and line[4].isdigit():  # the lax "Jan 1 00:00:00" some tools write
+            line = f"{line[:4]} {line[4:]}"
         month = MONTHS.get(line[:3])
         if month is None or line[3] != " " or line[6] != " " or line[9] != ":" or line[12] != ":":
             return None
