@@ -241,3 +241,39 @@ def test_enrichment_cache_with_ttl(conn: sqlite3.Connection) -> None:
     row = conn.execute("SELECT ptr, sender FROM ip_info WHERE ip='192.0.2.1'").fetchone()
     assert row == ("mail-ed1-f41.google.com", "Google")
     assert sender_name("o1.ptr1234.sendgrid.net") == "Twilio SendGrid" and sender_name("mx.example") is None
+
+
+def test_parallel_ingest_stores_the_same_as_serial(tmp_path: Path) -> None:
+    files = sorted(p for p in FIXTURES.rglob("*") if p.is_file())
+    tables = {}
+    for workers in (1, 2):
+        conn = load_store(tmp_path / f"w{workers}.sqlite")
+        summary = ingest_paths(conn, files, workers=workers, quarantine=tmp_path / f"q{workers}")
+        assert summary.total("stored") == 14 and summary.total("tls_stored") == 3
+        tables[workers] = (
+            conn.execute("SELECT org_name, report_id, domain, begin_ts, end_ts, content_sha256, record_count, "
+                         "message_count FROM report ORDER BY content_sha256").fetchall(),
+            conn.execute("SELECT r.source_ip, r.count, r.disposition, r.dkim, r.spf, r.dmarc_pass, r.auth_dkim, "
+                         "r.auth_spf, p.content_sha256 FROM record r JOIN report p ON p.id = r.report_pk "
+                         "ORDER BY p.content_sha256, r.id").fetchall())
+        conn.close()
+    assert tables[1] == tables[2]
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    import io
+
+    from mailfleet.dmarc.ingest import Progress
+
+    quiet = io.StringIO()
+    bar = Progress(3, stream=quiet)  # StringIO is not a terminal
+    for _ in range(3):
+        bar.advance("file.xml")
+    bar.close()
+    assert quiet.getvalue() == ""
+    loud = io.StringIO()
+    bar = Progress(2, stream=loud, enabled=True)
+    bar.advance("a.xml")
+    bar.advance("b.xml")
+    bar.close()
+    assert "2/2" in loud.getvalue() and loud.getvalue().endswith("\n")

@@ -109,9 +109,11 @@ def parse(c, files=None, path=None, json=False, max_input_mb=None, max_decompres
       help={"paths": "files or directories (comma-separated; quoted globs work)", "path": "another input",
             "db": "SQLite database (created if missing)",
             "quarantine": "where rejected files go, each with a .reason.txt (default: <db>.quarantine/ next to the db)",
-            "json": "print per-file results as JSON", **LIMIT_HELP})
+            "json": "print per-file results as JSON",
+            "workers": "parse small files in N processes while one writes SQLite (default 1; helps on idle cores)",
+            **LIMIT_HELP})
 @reports_errors
-def ingest(c, paths=None, db=None, path=None, quarantine=None, json=False, max_input_mb=None,
+def ingest(c, paths=None, db=None, path=None, quarantine=None, json=False, workers=1, max_input_mb=None,
            max_decompressed_mb=None, max_zip_members=None, max_records=None):
     """Ingest report files into SQLite (idempotent: a report already stored is counted as a duplicate)."""
     from mailfleet.dmarc.ingest import ingest_paths
@@ -122,7 +124,8 @@ def ingest(c, paths=None, db=None, path=None, quarantine=None, json=False, max_i
     quarantine_dir = Path(quarantine) if quarantine else db_path.with_name(db_path.name + ".quarantine")
     conn = load_store(db_path)
     try:
-        summary = ingest_paths(conn, _paths(paths, path), limits=limits, quarantine=quarantine_dir)
+        summary = ingest_paths(conn, _paths(paths, path), limits=limits, quarantine=quarantine_dir,
+                               workers=max(1, int(workers)))
     finally:
         conn.close()
     if json:
@@ -197,7 +200,8 @@ def alerts(c, db=None, since="24h", baseline_days=30, drop=0.2, json=False, now=
             "rejected": "folder for messages with no usable report (default Rejected)",
             "starttls": "use STARTTLS on port 143 instead of implicit TLS", "cafile": "CA bundle to verify the server",
             "quarantine": "where rejected messages are copied (default: next to the db)",
-            "inventory": "inventory whose folder relative file: secrets are resolved against",
+            "inventory": "inventory: its fleet.dmarc_reports address is the default --user, and file: secrets "
+                         "are resolved against its folder",
             "json": "print the result as JSON", "max_messages": "handle at most this many messages per run"})
 @reports_errors
 def fetch(c, db=None, imap_host=None, imap_port=None, user=None, password_ref=None, mailbox="INBOX",
@@ -208,6 +212,11 @@ def fetch(c, db=None, imap_host=None, imap_port=None, user=None, password_ref=No
     from mailfleet.dmarc.store import load_store
     from mailfleet.secrets import resolve_secret
 
+    if inventory and not user:
+        from mailfleet.inventory import load_valid_inventory
+
+        fleet = load_valid_inventory(inventory).fleet
+        user = fleet.settings.dmarc_reports if fleet is not None else None
     if not imap_host or not user or not password_ref:
         raise IngestError("dmarc.fetch needs --imap-host, --user and --password-ref (env:NAME or file:PATH); "
                           "the password itself is never passed on the command line")

@@ -25,7 +25,7 @@ from typing import BinaryIO, TextIO
 
 from mailfleet.dmarc import store
 from mailfleet.dmarc.extract import Payload, iter_payloads
-from mailfleet.dmarc.model import Limits, ParseOutcome, Record, Rejected, Unsafe
+from mailfleet.dmarc.model import Limits, Record, Rejected, ReportMeta, TlsReport, Unsafe
 from mailfleet.dmarc.parse_aggregate import AggregateParser
 from mailfleet.dmarc.parse_input import parse_input
 from mailfleet.dmarc.parse_tlsrpt import parse_tlsrpt
@@ -194,16 +194,40 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _parse_path(path: str, limits: Limits) -> ParseOutcome:
+@dataclass(frozen=True)
+class ParsedReport:
+    """A parsed aggregate report in the shape the writer needs: metadata plus plain row tuples."""
+
+    meta: ReportMeta
+    rows: list[tuple[object, ...]]
+    messages: int
+    warnings: tuple[str, ...]
+    sha256: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ParsedFile:
+    file: str
+    reports: list[ParsedReport]
+    tls_reports: list[TlsReport]
+    warnings: list[str]
+    error: str = ""
+
+
+def _parse_path(path: str, limits: Limits) -> ParsedFile:
     """Worker side of parallel ingest: parse one small file whole (pure work, no SQLite)."""
     try:
         with open(path, "rb") as handle:
-            return parse_input(path, handle, limits)
+            outcome = parse_input(path, handle, limits)
     except OSError as exc:
-        return ParseOutcome(file=path, error=f"cannot read it: {exc.strerror}")
+        return ParsedFile(path, [], [], [], error=f"cannot read it: {exc.strerror}")
+    reports = [ParsedReport(r.meta, store.record_rows(r.records), sum(x.count for x in r.records), r.warnings,
+                            r.content_sha256, r.source) for r in outcome.reports]
+    return ParsedFile(path, reports, outcome.tls_reports, outcome.warnings, outcome.error)
 
 
-def save_outcome(conn: sqlite3.Connection, outcome: ParseOutcome, now: int) -> FileResult:
+def save_outcome(conn: sqlite3.Connection, outcome: ParsedFile, now: int) -> FileResult:
     """Store already-parsed reports of one input atomically (the parallel path's writer side)."""
     result = FileResult(outcome.file)
     if outcome.error:
@@ -213,17 +237,16 @@ def save_outcome(conn: sqlite3.Connection, outcome: ParseOutcome, now: int) -> F
     try:
         for report in outcome.reports:
             meta = report.meta
-            if store.report_key_exists(conn, meta) or store.report_hash_exists(conn, report.content_sha256):
+            if store.report_key_exists(conn, meta) or store.report_hash_exists(conn, report.sha256):
                 result.duplicates += 1
                 continue
             pk = store.save_report_header(conn, meta, report.source, now)
-            store.save_records(conn, pk, meta, report.records)
-            messages = sum(r.count for r in report.records)
-            store.save_report_footer(conn, pk, meta, report.warnings, report.content_sha256, len(report.records),
-                                     messages)
+            store.save_record_rows(conn, pk, meta, report.rows)
+            store.save_report_footer(conn, pk, meta, report.warnings, report.sha256, len(report.rows),
+                                     report.messages)
             result.stored += 1
-            result.records += len(report.records)
-            result.messages += messages
+            result.records += len(report.rows)
+            result.messages += report.messages
             result.warnings.extend(f"{report.source}: {w}" for w in report.warnings)
         for tls in outcome.tls_reports:
             if store.save_tls_report(conn, tls, now):
