@@ -14,6 +14,10 @@ from mailfleet.domains.sync import sync_domains
 from mailfleet.inventory import load_valid_inventory
 
 
+def errors(report) -> dict[str, str | None]:
+    return {name: r.error for name, r in report.results.items() if not r.ok}
+
+
 def run(path: Path, fake_fleet, name: str, **kwargs):
     return add_domain(load_valid_inventory(path), name, opener=fake_fleet.opener, **kwargs)
 
@@ -59,7 +63,7 @@ def test_a_new_domain_is_written_keyed_and_pushed_and_a_rerun_changes_nothing(in
 def test_an_inventory_domain_is_pushed_as_written_and_relays_share_one_relayhost(inventory_path, fake_fleet) -> None:
     for name in ("example.com", "example.net"):
         result = run(inventory_path, fake_fleet, name)
-        assert not result.report.failed
+        assert not result.report.failed, errors(result.report)
     mx1 = fake_fleet.apis["mx1"]
     assert {"example.com", "example.net"} <= mx1.domain_names()
     assert len(mx1.db["relayhosts"]) == 1  # both domains route through relay1: one object
@@ -143,7 +147,8 @@ def test_mta_sts_is_pushed_once_where_supported_and_a_warning_where_not(inventor
 def test_sync_fixes_drift_replaces_foreign_keys_and_changes_nothing_the_second_time(inventory_path, fake_fleet) -> None:
     from mailfleet.lab.emulator.runtime.mailcow_emulator import logic
 
-    assert not run(inventory_path, fake_fleet, "example.net").report.failed
+    first = run(inventory_path, fake_fleet, "example.net")
+    assert not first.report.failed, errors(first.report)
     mx1 = fake_fleet.apis["mx1"]
     logic.import_dkim(mx1.db, mx1.redis, {"domain": "example.net", "dkim_selector": "old",
                                           "private_key_file": generate_private_key_pem(1024),
@@ -158,7 +163,7 @@ def test_sync_fixes_drift_replaces_foreign_keys_and_changes_nothing_the_second_t
     assert not key_path(inv.secrets_dir, "example.com", "s2026").exists()
 
     result = sync_domains(inv, opener=fake_fleet.opener)
-    assert not result.report.failed and not result.skipped
+    assert not result.report.failed and not result.skipped, errors(result.report)
     ours = load_key(inv.secrets_dir, "example.net", "s2026").public_b64
     assert mx1.dkim_public("example.net") == ours and "postmaster@example.net" in mx1.db["mailboxes"]
     assert len(fake_fleet.apis["mx1"].domain_names()) == 11  # every domain mx1 serves

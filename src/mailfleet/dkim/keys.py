@@ -8,6 +8,7 @@ its own for a domain mailfleet manages.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -25,7 +26,7 @@ class DkimKey:
     pem: str
     path: Path
 
-    @property
+    @cached_property  # loading a private key checks it, ~50 ms; do it once per key
     def public_b64(self) -> str:
         return render_public_key_b64(self.pem)
 

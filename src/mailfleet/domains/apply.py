@@ -8,6 +8,7 @@ what is still missing.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,13 @@ from mailfleet.domains.model import Op, RelayhostState
 from mailfleet.domains.plan_push import find_relayhost
 from mailfleet.domains.pushed import save_pushed_mta_sts
 from mailfleet.errors import MailcowApiError, MailfleetError
+from mailfleet.inventory.load import write_atomically
 from mailfleet.inventory.model import Fleet
 from mailfleet.mailcow.client import MailcowClient
 from mailfleet.mailcow.parse_api import parse_id
-from mailfleet.secrets import generate_token, resolve_secret, save_secret
+from mailfleet.secrets import generate_token, resolve_secret
+
+_PASSWORD_LOCK = threading.Lock()
 
 
 @dataclass
@@ -51,11 +55,11 @@ def mailbox_password(op: Op, base_dir: Path, secrets_dir: Path) -> str:
     if ref:
         return resolve_secret(ref, base_dir)
     path = secrets_dir / "mailboxes" / f"{op.params['local_part']}@{op.domain}.password"
-    if path.exists():
+    with _PASSWORD_LOCK:  # hosts are pushed in parallel; both inbound hosts need the same password
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomically(path, generate_token(24) + "\n", mode=0o600)
         return resolve_secret(f"file:{path}", base_dir)
-    password = generate_token(24)
-    save_secret(path, password)
-    return password
 
 
 def _mta_sts(client: MailcowClient, op: Op, result: HostResult, state_dir: Path) -> bool:
