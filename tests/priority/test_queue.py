@@ -76,6 +76,8 @@ class ScriptedHost:
     listing: str
     calls: list[tuple[str, str | None]] = field(default_factory=list)
     fail: str | None = None
+    transport_maps: str = ""
+    files: dict[str, str] = field(default_factory=dict)
 
     def run(self, command, hide=True, warn=True, in_stream=False):
         stdin = in_stream.read() if in_stream else None
@@ -86,6 +88,11 @@ class ScriptedHost:
             return Result(self.listing)
         if "qmgr_message_active_limit" in command:
             return Result("20000\n")
+        if command.endswith("postconf -h transport_maps"):
+            return Result(self.transport_maps)
+        if " cat " in command:
+            return Result(self.files.get(command.rsplit(" ", 1)[1], ""), exited=0 if command.rsplit(" ", 1)[1] in
+                          self.files else 1)
         if "postsuper -h -" in command or "postsuper -H -" in command:
             n = len(stdin.split())
             verb = "Placed on hold" if "-h" in command else "Released from hold"
@@ -158,3 +165,16 @@ def test_text_report(example_fleet):
     text = format_report(report)
     assert text.splitlines()[0].startswith("mx1: 7 message(s) queued")
     assert "by transport: bulk 4, default 3" in text
+
+
+def test_report_names_transport_entries_that_steal_bulk(example_fleet):
+    host = ScriptedHost(LISTING, transport_maps=(
+        "pcre:/opt/postfix/conf/custom_transport.pcre, pcre:/opt/postfix/conf/local_transport, "
+        "proxy:mysql:/opt/postfix/conf/sql/mysql_transport_maps.cf, inline:{ gmail.test=:[10.0.0.9]:25 }"),
+        files={"/opt/postfix/conf/custom_transport.pcre": "/^.*@partner\\.test$/ smtp:[gw.partner.test]\n",
+               "/opt/postfix/conf/local_transport": "/localhost$/  local:\n"})
+    report = run_queue_command(host, example_fleet, "mx1")
+    warnings = [f for f in report["findings"] if f["level"] == "warning"]
+    assert len(warnings) == 1 and "partner" in warnings[0]["message"]
+    assert any("mysql_transport_maps" in f["message"] and f["level"] == "info" for f in report["findings"])
+    assert "partner" in format_report(report)

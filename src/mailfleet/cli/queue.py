@@ -29,6 +29,8 @@ def format_report(report: dict[str, Any]) -> str:
     if "action" in report:
         lines.append(f"{report['action']['kind']}: {report['action']['detail']}")
     lines += [f"warning: {w}" for w in report["warnings"]]
+    lines += [f"{f['level']}: {f['message']}" + (f" ({f['hint']})" if f["hint"] else "")
+              for f in report.get("findings", []) if f["level"] != "info"]
     lines += [f"unparsed: {e}" for e in report["errors"]]
     return "\n".join(lines)
 

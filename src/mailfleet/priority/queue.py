@@ -35,7 +35,8 @@ from mailfleet.errors import MailfleetError, RemoteError
 from mailfleet.inventory.model import Fleet, Host
 from mailfleet.priority.classify import fleet_sender_rules
 from mailfleet.priority.parse_queue import QUEUE_ID, QueueListing, parse_postqueue_json, select_ids, shape_queue
-from mailfleet.priority.rules import DEFAULT_ACTIVE_LIMIT
+from mailfleet.priority.parse_transport import parse_inline, parse_table_list, parse_table_text
+from mailfleet.priority.rules import DEFAULT_ACTIVE_LIMIT, Finding, check_fleet, check_transport_overrides
 
 SERVICE = "postfix-mailcow"
 _COUNT = re.compile(r"(\d+) messages?")
@@ -92,12 +93,38 @@ def gather_queue(conn: Any, fleet: Fleet, host: Host) -> tuple[QueueListing, int
     return listing, int(limit_text) if limit_text.isdigit() else DEFAULT_ACTIVE_LIMIT
 
 
+def gather_transport_findings(conn: Any, fleet: Fleet, host: Host) -> list[Finding]:
+    """Trap 2 on the live host: transport_maps entries that name a transport steal bulk mail.
+
+    Tables whose text can be read (inline, files) are checked; server tables (Mailcow's MySQL
+    transport maps) are named as unchecked with where to look."""
+    value = _run(conn, host, postfix_command(fleet, ["postconf", "-h", "transport_maps"]), what="postconf")
+    findings: list[Finding] = []
+    for ref in parse_table_list(value):
+        if ref.kind == "inline":
+            findings += check_transport_overrides(parse_inline(ref.spec), f"transport_maps {ref.kind}")
+        elif ref.path:
+            result = conn.run(postfix_command(fleet, ["cat", ref.path]), hide=True, warn=True)
+            if result.exited == 0:
+                findings += check_transport_overrides(parse_table_text(ref.kind, result.stdout), ref.spec)
+            else:
+                findings.append(Finding("info", f"{ref.spec} could not be read; its entries were not checked"))
+        else:
+            findings.append(Finding(
+                "info", f"{ref.spec} is answered by a server and was not checked",
+                "in Mailcow, transports under Configuration -> Routing -> Transport maps use "
+                "smtp_via_transport_maps and override the bulk transport for their destinations"))
+    return findings
+
+
 def queue_report(fleet: Fleet, host: Host, listing: QueueListing, active_limit: int,
-                 action: QueueAction | None = None, now: int | None = None) -> dict[str, Any]:
+                 action: QueueAction | None = None, now: int | None = None,
+                 findings: Sequence[Finding] = ()) -> dict[str, Any]:
     addresses, domains = fleet_sender_rules(fleet)
     shape = shape_queue(listing, addresses, domains, now=int(time.time()) if now is None else now,
                         active_limit=active_limit)
-    report: dict[str, Any] = {"host": host.name, **shape}
+    report: dict[str, Any] = {"host": host.name, **shape,
+                              "findings": [f.as_dict() for f in [*check_fleet(fleet), *findings]]}
     if action is not None:
         report["action"] = action.as_dict()
     return report
@@ -170,4 +197,4 @@ def run_queue_command(conn: Any, fleet: Fleet, host_name: str, *, pause_bulk: bo
         action = apply_push(conn, fleet, host, listing, push)
     if action is not None and action.queue_ids:
         listing, limit = gather_queue(conn, fleet, host)
-    return queue_report(fleet, host, listing, limit, action)
+    return queue_report(fleet, host, listing, limit, action, findings=gather_transport_findings(conn, fleet, host))

@@ -33,7 +33,8 @@ TRANSACTIONAL_HEADROOM = 5
 # Postfix's default qmgr_message_active_limit.
 DEFAULT_ACTIVE_LIMIT = 20000
 # Transports that deliver locally or refuse: an entry choosing them does not steal bulk mail.
-_LOCAL_TRANSPORTS = {"local", "virtual", "lmtp", "error", "discard", "retry", "dovecot", "maildrop"}
+_LOCAL_TRANSPORTS = {"local", "virtual", "lmtp", "error", "discard", "retry", "dovecot", "maildrop",
+                     "watchdog_discard"}
 _DURATION = re.compile(r"^(\d+)([smhdw]?)$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -43,6 +44,9 @@ class Finding:
     level: str  # "error" (refuse), "warning" (works, but a trap is armed) or "info"
     message: str
     hint: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"level": self.level, "message": self.message, "hint": self.hint}
 
     def __str__(self) -> str:
         return f"{self.level}: {self.message}" + (f"\n    hint: {self.hint}" if self.hint else "")

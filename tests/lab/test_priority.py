@@ -1,0 +1,150 @@
+"""Priority on the lab: the queue controls against a lab host's real Postfix, and deploy's
+bulk transport (present, checked by Postfix, unchanged by a second deploy).
+
+The lab inventory has no domains, so the queue test classifies with a bulk sender added in
+memory (the queue code takes the fleet as data). Test messages go to an address literal on an
+unused lab address, so they stay queued (connection timeout, then deferred) and never leave
+the lab; the test deletes them at the end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import shlex
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+BULK_SENDER = "newsletter@prio.lab.mailfleet.test"
+RESET_SENDER = "reset@prio.lab.mailfleet.test"
+
+
+def _lab(lab_fleet: Path):
+    from mailfleet.inventory import load_valid_inventory
+
+    inv = load_valid_inventory(lab_fleet)
+    assert inv.fleet is not None
+    return inv
+
+
+def _with_bulk_sender(fleet):
+    from mailfleet.inventory.model import BulkRules, Domain
+
+    inbound = next(h for h in fleet.hosts.values() if h.has_role("inbound"))
+    domain = Domain(name="prio.lab.mailfleet.test", ascii="prio.lab.mailfleet.test", inbound=((inbound.name, 10),),
+                    bulk=BulkRules(senders=(BULK_SENDER,)))
+    return dataclasses.replace(fleet, domains={**fleet.domains, domain.name: domain}), inbound
+
+
+def _submit(conn, fleet, sender: str, rcpt: str, tag: str) -> None:
+    from mailfleet.priority.queue import postfix_command
+
+    body = f"From: <{sender}>\nTo: <{rcpt}>\nSubject: {tag}\nX-Test-Tag: {tag}\n\nlab priority test\n"
+    result = conn.run(postfix_command(fleet, ["sendmail", "-f", sender, rcpt]), in_stream=io.StringIO(body),
+                      hide=True, warn=True)
+    assert result.exited == 0, result.stderr
+
+
+def _deploy(lab_fleet: Path, host: str) -> dict:
+    result = subprocess.run([str(Path(sys.executable).parent / "mailfleet"), "deploy", "--host", host, "--json",
+                             "--inventory", str(lab_fleet)], capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def deployed(lab_fleet):
+    """The first inbound lab host, deployed twice (Mailcow installed, bulk transport in place)."""
+    from mailfleet.cli import build_namespace
+
+    if "deploy" not in build_namespace().task_names:
+        pytest.skip("the deploy task is not available yet")
+    inv = _lab(lab_fleet)
+    host = next(h for h in inv.fleet.hosts.values() if h.has_role("inbound"))
+    first = _deploy(lab_fleet, host.name)
+    second = _deploy(lab_fleet, host.name)
+    return {"host": host.name, "first": first, "second": second}
+
+
+def test_deploy_places_the_bulk_transport_and_a_second_deploy_changes_nothing(lab_fleet, deployed):
+    from mailfleet.priority.queue import postfix_command
+    from mailfleet.ssh import open_connection
+
+    inv = _lab(lab_fleet)
+    name = deployed["host"]
+    host = inv.fleet.hosts[name]
+    second = deployed["second"]["hosts"][name]
+    assert second["ok"] is True
+    assert second["changes"] == 0, second["steps"]
+
+    conn = open_connection(host, inv.fleet, inv.base_dir)
+    try:
+        def postfix(*argv: str) -> str:
+            result = conn.run(postfix_command(inv.fleet, list(argv)), hide=True, warn=True)
+            assert result.exited == 0, f"{shlex.join(argv)}: {result.stderr}"
+            return result.stdout + result.stderr
+
+        assert postfix("postconf", "-M", "bulk/unix").split()[:2] == ["bulk", "unix"]
+        assert postfix("postconf", "-h", "bulk_destination_concurrency_limit").strip() == str(
+            inv.fleet.settings.bulk_transport.destination_concurrency_limit)
+        assert "mailfleet_bulk_senders.regexp" in postfix("postconf", "-h", "sender_dependent_default_transport_maps")
+        assert "warning" not in postfix("postfix", "check").lower()
+    finally:
+        conn.close()
+
+
+def test_queue_shape_pause_resume_push_on_real_postfix(lab_fleet, deployed):
+    from mailfleet.priority.queue import gather_queue, postfix_command, run_queue_command
+    from mailfleet.ssh import open_connection
+
+    inv = _lab(lab_fleet)
+    fleet, host = _with_bulk_sender(inv.fleet)
+    assert host.name == deployed["host"]
+    conn = open_connection(host, fleet, inv.base_dir)
+    tag = uuid.uuid4().hex[:10]
+    # an unused address in the lab's own subnet: delivery attempts time out, mail stays queued
+    subnet_base = host.address.rsplit(".", 1)[0]
+    rcpt = f"sink-{tag}@[{subnet_base}.250]"
+    mine: list[str] = []
+    try:
+        for _ in range(3):
+            _submit(conn, fleet, BULK_SENDER, rcpt, tag)
+        _submit(conn, fleet, RESET_SENDER, rcpt, tag)
+        listing, _ = gather_queue(conn, fleet, host)
+        mine = [m.queue_id for m in listing.messages if any(r[0] == rcpt for r in m.recipients)]
+        assert len(mine) == 4, f"expected our 4 messages queued on {host.name}, found {len(mine)}"
+        reset_id = next(m.queue_id for m in listing.messages if m.queue_id in mine and m.sender == RESET_SENDER)
+
+        report = run_queue_command(conn, fleet, host.name)
+        assert report["classes"]["bulk"]["messages"] >= 3
+        assert report["transports"].get("bulk", 0) >= 3
+
+        paused = run_queue_command(conn, fleet, host.name, pause_bulk=True)
+        assert paused["action"]["done"] >= 3
+        listing, _ = gather_queue(conn, fleet, host)
+        states = {m.queue_id: (m.queue_name, m.sender) for m in listing.messages if m.queue_id in mine}
+        assert all(q == "hold" for q, s in states.values() if s == BULK_SENDER), states
+        assert states[reset_id][0] != "hold", "a transactional message was held"
+
+        resumed = run_queue_command(conn, fleet, host.name, resume_bulk=True)
+        assert resumed["action"]["done"] >= 3
+        listing, _ = gather_queue(conn, fleet, host)
+        assert not [m for m in listing.messages if m.queue_id in mine and m.queue_name == "hold"]
+
+        pushed = run_queue_command(conn, fleet, host.name, push=reset_id)
+        assert pushed["action"]["kind"] == "push" and pushed["action"]["done"] == 1
+    finally:
+        if mine:
+            conn.run(postfix_command(fleet, ["postsuper", "-d", "-"]), in_stream=io.StringIO(
+                "\n".join(mine) + "\n"), hide=True, warn=True)
+        conn.close()
+
+
