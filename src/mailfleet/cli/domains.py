@@ -131,12 +131,61 @@ def sync(c, check=False, json=False, inventory=None):
     _finish(result.report, check, "mailfleet domains.sync")
 
 
+def dns_visibility(nameserver: str | None):
+    """``(name, expected TXT) -> bool`` asking DNS (the given server, else the system resolver)."""
+    from mailfleet.dkim.render_key import parse_dkim_tags
+    from mailfleet.dns.check import fetch_rrset, make_resolver
+
+    resolver = make_resolver(nameserver)
+
+    def visible(name: str, expected: str) -> bool:
+        want = parse_dkim_tags(expected).get("p")
+        return any(parse_dkim_tags(v).get("p") == want for v in fetch_rrset(resolver, name + ".", "TXT").values)
+
+    return visible
+
+
+@task(help={
+    "domain": "the domain whose key to rotate",
+    "selector": "the new selector (default: s<YYYYMM> of today)",
+    "nameserver": "HOST[:PORT] to ask whether the new record is published (default: the system resolver)",
+    "grace_days": "days the old record stays published after the switch (default 7)",
+    "check": "say what the next step would be; change nothing",
+    "inventory": _INVENTORY_HELP,
+})
+@reports_errors
+def rotate(c, domain=None, selector=None, nameserver=None, grace_days=7, check=False, inventory=None):
+    """Rotate a domain's DKIM key: publish a new selector, switch signing once DNS serves it, retire the old.
+
+    Run it again for each step: 1) generates the new key and shows the record to publish;
+    2) when DNS serves it, imports it on every signing host and moves the inventory's
+    selector; 3) after the grace period, retires the old selector.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    from mailfleet.dkim.rotate import rotate_dkim
+    from mailfleet.dns.render_bind import render_txt_strings
+
+    if not domain:
+        raise Exit("error: dkim.rotate needs --domain NAME", code=2)
+    inv = load_valid_inventory(default_inventory_path(inventory))
+    result = rotate_dkim(inv, domain, datetime.now(timezone.utc), dns_visibility(nameserver), selector=selector,
+                         grace=timedelta(days=int(grace_days)), check=check)
+    print(f"{'next step' if check else 'step'}: {result.step.kind}: {result.step.message}")
+    for line in result.done:
+        print(f"  + {line}")
+    if result.record:
+        name, value = result.record
+        print(f"publish:\n{name}.\t3600\tIN\tTXT\t{render_txt_strings(value)}")
+        print(f"then run `mailfleet dkim.rotate --domain {domain}` again")
+    if result.host_errors:
+        for host, error in result.host_errors.items():
+            print(f"  {host}: FAILED: {error}")
+        raise Exit(f"error: {len(result.host_errors)} host(s) did not switch; the rotation stays in its "
+                   "current phase; fix them and run dkim.rotate again", code=1)
+
+
 def register(ns: Collection) -> None:
     ns.add_task(add_domain)
     ns.add_collection(Collection("domains", sync))
-    try:
-        from mailfleet.cli.dkim_rotate import rotate
-    except ImportError:
-        pass
-    else:
-        ns.add_collection(Collection("dkim", rotate))
+    ns.add_collection(Collection("dkim", rotate))
