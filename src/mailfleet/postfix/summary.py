@@ -26,8 +26,10 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections import Counter
+from datetime import date, timedelta
 from typing import Any
 
+_EPOCH = date(1970, 1, 1)
 _ADDRESS = re.compile(r"<[^<>@\s]*@[^<>\s]*>")
 _NOISE = re.compile(r"\b(?=[0-9A-Za-z+/=._-]*\d)[0-9A-Za-z+/=._-]{8,}\b|\[[^\]]*\]")
 
@@ -50,101 +52,108 @@ def _percentile(sorted_values: list[float], fraction: float) -> float | None:
     return sorted_values[index]
 
 
+# kind: 0 final delivery, 1 forwarded to another fleet host (or local ``forwarded as``),
+# 2 handed to the same host (content filter); only linked rows pay for the subquery.
+_DELIVERY_ROLLUP = """
+    SELECT CAST(ts / 86400 AS INTEGER), rcpt_domain, relay_host, status,
+           CASE WHEN next_message_id IS NULL THEN (reply LIKE 'forwarded as %')
+                WHEN (SELECT host FROM messages WHERE id = next_message_id) != deliveries.host THEN 1
+                ELSE 2 END,
+           COUNT(*), SUM(delay), MAX(delay)
+    FROM deliveries
+    WHERE ts >= ? AND status IN ('sent', 'deferred', 'bounced')
+    GROUP BY 1, 2, 3, 4, 5
+"""
+
+
 def load_summary(conn: sqlite3.Connection, since: float | None = None, top: int = 10) -> dict[str, Any]:
-    """The contract's seven counts first, then per day, domain, relay, reasons, queue delay."""
+    """The contract's seven counts first, then per day, domain, relay, reasons, queue delay.
+
+    Deliveries are read in one grouped scan and folded here, so the summary of a
+    million-line day costs a few table scans, not one per breakdown.
+    """
     ts_min = since if since is not None else float("-inf")
-    one = conn.execute
-    received = one(
-        "SELECT COUNT(*) FROM messages WHERE origin IN ('smtpd', 'pickup') AND parent_id IS NULL AND first_ts >= ?",
-        (ts_min,),
-    ).fetchone()[0]
-    sent_rows = one(
-        """
-        SELECT SUM(d.next_message_id IS NULL AND d.reply NOT LIKE 'forwarded as %'),
-               SUM((d.next_message_id IS NOT NULL AND n.host != d.host) OR d.reply LIKE 'forwarded as %')
-        FROM deliveries AS d LEFT JOIN messages AS n ON n.id = d.next_message_id
-        WHERE d.status = 'sent' AND d.ts >= ?
-        """,
-        (ts_min,),
-    ).fetchone()
-    deferred, deferrals = one(
-        "SELECT COUNT(DISTINCT message_id), COUNT(*) FROM deliveries WHERE status = 'deferred' AND ts >= ?",
-        (ts_min,),
-    ).fetchone()
-    bounced = one("SELECT COUNT(*) FROM deliveries WHERE status = 'bounced' AND ts >= ?", (ts_min,)).fetchone()[0]
-    reject_actions = dict(one("SELECT action, COUNT(*) FROM rejects WHERE ts >= ? GROUP BY action", (ts_min,)))
-    expired = one("SELECT COUNT(*) FROM messages WHERE expired_ts >= ?", (ts_min,)).fetchone()[0]
-    summary: dict[str, Any] = {
-        "received": received,
-        "delivered": sent_rows[0] or 0,
-        "forwarded": sent_rows[1] or 0,
-        "deferred": deferred,
-        "bounced": bounced,
-        "rejected": reject_actions.get("reject", 0) + reject_actions.get("milter-reject", 0),
-        "expired": expired,
-        "deferrals": deferrals,
-        "reject_actions": reject_actions,
-        "hosts": [row[0] for row in one("SELECT DISTINCT host FROM messages ORDER BY host")],
-    }
-    summary["per_day"] = _per_day(conn, ts_min)
-    summary["per_domain"] = _final_breakdown(conn, "rcpt_domain", "domain", ts_min, top)
-    summary["per_relay"] = _final_breakdown(conn, "relay_host", "relay", ts_min, top)
-    summary["top_deferral_reasons"] = _deferral_reasons(conn, ts_min, top)
-    summary["queue_delay"] = load_queue_delay(conn, ts_min)
-    return summary
+    days: dict[int, dict[str, Any]] = {}
 
+    def day_row(day_number: int) -> dict[str, Any]:
+        """Rows are grouped by UTC day number (ts // 86400): cheaper than date() per row."""
+        row = days.get(day_number)
+        if row is None:
+            day = (_EPOCH + timedelta(days=day_number)).isoformat()
+            row = days[day_number] = {"day": day, "received": 0, "delivered": 0, "deferred": 0, "bounced": 0,
+                                      "rejected": 0}  # fmt: skip
+        return row
 
-def _per_day(conn: sqlite3.Connection, ts_min: float) -> list[dict[str, Any]]:
-    days: dict[str, dict[str, Any]] = {}
-
-    def row(day: str) -> dict[str, Any]:
-        return days.setdefault(
-            day, {"day": day, "received": 0, "delivered": 0, "deferred": 0, "bounced": 0, "rejected": 0}
-        )
-
+    totals = {"delivered": 0, "forwarded": 0, "bounced": 0, "deferrals": 0}
+    domains: dict[str, list[float]] = {}
+    relays: dict[str, list[float]] = {}
+    for day, domain, relay, status, kind, count, delay_sum, delay_max in conn.execute(_DELIVERY_ROLLUP, (ts_min,)):
+        if status == "sent":
+            if kind == 0:
+                totals["delivered"] += count
+                day_row(day)["delivered"] += count
+            elif kind == 1:
+                totals["forwarded"] += count
+        elif status == "bounced":
+            totals["bounced"] += count
+            day_row(day)["bounced"] += count
+        else:
+            totals["deferrals"] += count
+            day_row(day)["deferred"] += count
+        if kind != 0:
+            continue
+        for table, key in ((domains, domain), (relays, relay)):
+            # sent, deferred, bounced, sum of sent delays, max sent delay
+            row = table.setdefault(key or "", [0, 0, 0, 0.0, None])
+            row[("sent", "deferred", "bounced").index(status)] += count
+            if status == "sent" and delay_sum is not None:
+                row[3] += delay_sum
+                row[4] = delay_max if row[4] is None else max(row[4], delay_max)
+    received = 0
     for day, count in conn.execute(
-        "SELECT date(first_ts, 'unixepoch'), COUNT(*) FROM messages "
+        "SELECT CAST(first_ts / 86400 AS INTEGER), COUNT(*) FROM messages "
         "WHERE origin IN ('smtpd', 'pickup') AND parent_id IS NULL AND first_ts >= ? GROUP BY 1",
         (ts_min,),
     ):
-        row(day)["received"] = count
-    for day, status, count in conn.execute(
-        "SELECT date(ts, 'unixepoch'), status, COUNT(*) FROM deliveries WHERE ts >= ? "
-        "AND status IN ('deferred', 'bounced') GROUP BY 1, 2",
-        (ts_min,),
+        received += count
+        day_row(day)["received"] = count
+    reject_actions: dict[str, int] = {}
+    for day, action, count in conn.execute(
+        "SELECT CAST(ts / 86400 AS INTEGER), action, COUNT(*) FROM rejects WHERE ts >= ? GROUP BY 1, 2", (ts_min,)
     ):
-        row(day)[status] = count
-    for day, count in conn.execute(
-        "SELECT date(ts, 'unixepoch'), COUNT(*) FROM deliveries WHERE ts >= ? AND status = 'sent' "
-        "AND next_message_id IS NULL AND reply NOT LIKE 'forwarded as %' GROUP BY 1",
-        (ts_min,),
-    ):
-        row(day)["delivered"] = count
-    for day, count in conn.execute(
-        "SELECT date(ts, 'unixepoch'), COUNT(*) FROM rejects WHERE ts >= ? "
-        "AND action IN ('reject', 'milter-reject') GROUP BY 1",
-        (ts_min,),
-    ):
-        row(day)["rejected"] = count
-    return [days[day] for day in sorted(days)]
+        reject_actions[action] = reject_actions.get(action, 0) + count
+        if action in ("reject", "milter-reject"):
+            day_row(day)["rejected"] += count
+    deferred = conn.execute(
+        "SELECT COUNT(DISTINCT message_id) FROM deliveries WHERE status = 'deferred' AND ts >= ?", (ts_min,)
+    ).fetchone()[0]
+    expired = conn.execute("SELECT COUNT(*) FROM messages WHERE expired_ts >= ?", (ts_min,)).fetchone()[0]
+    return {
+        "received": received,
+        "delivered": totals["delivered"],
+        "forwarded": totals["forwarded"],
+        "deferred": deferred,
+        "bounced": totals["bounced"],
+        "rejected": reject_actions.get("reject", 0) + reject_actions.get("milter-reject", 0),
+        "expired": expired,
+        "deferrals": totals["deferrals"],
+        "reject_actions": dict(sorted(reject_actions.items())),
+        "hosts": [row[0] for row in conn.execute("SELECT DISTINCT host FROM messages ORDER BY host")],
+        "per_day": [days[day] for day in sorted(days)],
+        "per_domain": _breakdown(domains, "domain", top),
+        "per_relay": _breakdown(relays, "relay", top),
+        "top_deferral_reasons": _deferral_reasons(conn, ts_min, top),
+        "queue_delay": load_queue_delay(conn, ts_min),
+    }
 
 
-def _final_breakdown(conn: sqlite3.Connection, column: str, label: str, ts_min: float, top: int) -> list[dict]:
+def _breakdown(table: dict[str, list[float]], label: str, top: int) -> list[dict[str, Any]]:
     """Per recipient domain or relay: final attempts only (hand-offs inside the fleet excluded)."""
-    rows = conn.execute(
-        f"""
-        SELECT {column}, SUM(status = 'sent'), SUM(status = 'deferred'), SUM(status = 'bounced'),
-               AVG(CASE WHEN status = 'sent' THEN delay END), MAX(CASE WHEN status = 'sent' THEN delay END)
-        FROM deliveries
-        WHERE ts >= ? AND next_message_id IS NULL AND status IN ('sent', 'deferred', 'bounced')
-        GROUP BY {column} ORDER BY COUNT(*) DESC, {column} LIMIT ?
-        """,
-        (ts_min, top),
-    ).fetchall()
+    ranked = sorted(table.items(), key=lambda item: (-(item[1][0] + item[1][1] + item[1][2]), item[0]))[:top]
     return [
-        {label: key, "delivered": sent or 0, "deferred": deferred or 0, "bounced": bounced or 0,
-         "avg_delay": round(avg, 3) if avg is not None else None, "max_delay": peak}
-        for key, sent, deferred, bounced, avg, peak in rows
+        {label: key, "delivered": int(sent), "deferred": int(deferred), "bounced": int(bounced),
+         "avg_delay": round(delay_sum / sent, 3) if sent else None, "max_delay": delay_max}
+        for key, (sent, deferred, bounced, delay_sum, delay_max) in ranked
     ]  # fmt: skip
 
 
