@@ -74,6 +74,8 @@ class Correlator:
         self.deliveries: list[tuple] = []
         self.rejects: list[tuple] = []
         self.message_count = 0
+        self._relays: dict[str, tuple[str, str | None, int | None]] = {}
+        self._transports: dict[str, str] = {}
 
     def _new(self, host: str, qid: str, ts: float) -> list:
         state: list = [None] * len(MESSAGE_COLUMNS)
@@ -105,37 +107,60 @@ class Correlator:
             return self._new(host, qid, ts)
         return state
 
+    def delivery(
+        self, ts: float, host: str, qid: str, tag: str, rcpt: str, orig_to: str | None, relay: str,
+        conn_use: int | None, delay: float | None, a: float | None, b: float | None, c: float | None,
+        d: float | None, tls: str | None, dsn: str | None, status: str, reply: str, next_qid: str | None,
+    ) -> None:  # fmt: skip
+        """One delivery attempt (the hot path: relay and transport parses are cached)."""
+        state = self.open.get((host, qid))
+        if state is None:
+            state = self._new(host, qid, ts)
+        elif ts > state[M_LAST]:
+            state[M_LAST] = ts
+        relay_parts = self._relays.get(relay)
+        if relay_parts is None:
+            relay_parts = parse_relay(relay)
+            if len(self._relays) < 50000:  # bounded: relays repeat, but not without limit
+                self._relays[relay] = relay_parts
+        transport = self._transports.get(tag)
+        if transport is None:
+            transport = self._transports[tag] = transport_of(tag)
+        at = rcpt.rfind("@")
+        self.deliveries.append(
+            (
+                state[M_ID], host, qid, ts, rcpt, rcpt[at + 1 :].lower() if at != -1 else "",
+                orig_to, relay, relay_parts[0], relay_parts[1], relay_parts[2], transport, conn_use,
+                delay, a, b, c, d, tls, dsn, status, reply, next_qid,
+            )  # fmt: skip
+        )
+
+    def removed(self, ts: float, host: str, qid: str) -> None:
+        state = self.open.pop((host, qid), None)
+        if state is None:  # removal of a message whose other lines we never saw
+            state = self._new(host, qid, ts)
+            del self.open[(host, qid)]
+        state[M_REMOVED] = ts
+        if ts > state[M_LAST]:
+            state[M_LAST] = ts
+        self.done.append(state)
+
+    def message_id(self, ts: float, host: str, qid: str, value: str) -> None:
+        self._get(host, qid, ts)[M_MSGID] = value
+
     def feed(self, event: Event) -> None:
         kind = event[0]
         if kind == DELIVERY:
-            (_, ts, host, qid, tag, rcpt, orig_to, relay, conn_use, delay, a, b, c, d, tls, dsn,
-             status, reply, next_qid) = event  # fmt: skip
-            state = self._get(host, qid, ts)
-            relay_host, relay_ip, relay_port = parse_relay(relay)
-            at = rcpt.rfind("@")
-            self.deliveries.append(
-                (
-                    state[M_ID], host, qid, ts, rcpt, rcpt[at + 1 :].lower() if at != -1 else "",
-                    orig_to, relay, relay_host, relay_ip, relay_port, transport_of(tag), conn_use,
-                    delay, a, b, c, d, tls, dsn, status, reply, next_qid,
-                )  # fmt: skip
-            )
+            self.delivery(*event[1:])
         elif kind == ACTIVE:
             state = self._get(event[2], event[3], event[1])
             state[M_SENDER] = event[4]
             state[M_SIZE] = event[5]
             state[M_NRCPT] = event[6]
         elif kind == MSGID:
-            self._get(event[2], event[3], event[1])[M_MSGID] = event[4]
+            self.message_id(event[1], event[2], event[3], event[4])
         elif kind == REMOVED:
-            state = self.open.pop((event[2], event[3]), None)
-            if state is None:  # removal of a message whose other lines we never saw
-                state = self._new(event[2], event[3], event[1])
-                del self.open[(event[2], event[3])]
-            state[M_REMOVED] = event[1]
-            if event[1] > state[M_LAST]:
-                state[M_LAST] = event[1]
-            self.done.append(state)
+            self.removed(event[1], event[2], event[3])
         elif kind == CLIENT:
             _, ts, host, qid, tag, name, ip, sasl, orig_qid = event
             state = self._start(host, qid, ts)

@@ -136,27 +136,12 @@ class Producer:
         """Fast path for plain syslog text: only queue-id lines are looked at."""
         totals = self.totals
         correlator = self.correlator
-        feed = correlator.feed
-        override = self.host_override
-        hosts = totals.hosts
         before_lines, before_unparsed = scanner.lines, scanner.unparsed
-        events = 0
-        last_host = None
-        for ts, host, tag, qid, rest in scanner.scan(text):
-            if override is not None:
-                host = override
-            elif host is not last_host:
-                hosts.add(host)
-                last_host = host
-            event = parse_queue_event(ts, host, tag, qid, rest)
-            if event is None:
-                continue
-            events += 1
-            feed(event)
-            if len(correlator.deliveries) >= FLUSH_ROWS or len(correlator.done) >= FLUSH_ROWS:
-                self.flush()
-        if override is not None and events:
-            hosts.add(override)
+        events = scanner.feed(
+            text, correlator, self.host_override, totals.hosts,
+            lambda: len(correlator.deliveries) >= FLUSH_ROWS or len(correlator.done) >= FLUSH_ROWS, self.flush,
+        )  # fmt: skip
+        self._maybe_flush()
         lines = scanner.lines - before_lines
         unparsed = scanner.unparsed - before_unparsed
         totals.lines += lines

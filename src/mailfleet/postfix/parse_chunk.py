@@ -16,8 +16,10 @@ before a queue-id marker is not a valid ``<stamp> <host> <tag>[pid]`` envelope.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from mailfleet.postfix.correlate import Correlator
+from mailfleet.postfix.parse_events import parse_delivery_fields, parse_queue_event, split_address
 from mailfleet.postfix.parse_line import MONTHS, SyslogClock, parse_rfc3339
 
 _QID_MARK = re.compile(
@@ -65,7 +67,7 @@ class ChunkScanner:
         self.lines += lines
         marked = len(_PID_MARK.findall(text))  # one "[pid]: " per syslog line
         if marked < lines:
-            self._count_unmarked(text, lines - marked)
+            self._count_unmarked(text)
         stamp_of = self._stamp
         rfind = text.rfind
         for found in _QID_MARK.finditer(text):
@@ -91,13 +93,82 @@ class ChunkScanner:
                 rest = rest[:-1]
             yield ts, head[host_start:space], head[space + 1 : bracket], found.group(1), rest
 
+    def feed(
+        self, text: str, correlator: Correlator, host_override: str | None, hosts: set[str],
+        full: Callable[[], bool], flush: Callable[[], None],
+    ) -> int:
+        """``scan`` fused with event parsing and correlation: the three most frequent lines
+        (delivery, removal, message-id) skip the event tuple. Returns the number of events;
+        calls ``flush`` whenever ``full()`` says a batch of rows is ready."""
+        lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+        self.lines += lines
+        if len(_PID_MARK.findall(text)) < lines:
+            self._count_unmarked(text)
+        stamp_of = self._stamp
+        rfind = text.rfind
+        delivery = correlator.delivery
+        removed = correlator.removed
+        message_id = correlator.message_id
+        feed = correlator.feed
+        events = 0
+        last_host = None
+        last_stamp = ""
+        ts: float | None = 0.0
+        for found in _QID_MARK.finditer(text):
+            end = found.start()
+            start = rfind("\n", 0, end) + 1
+            head = text[start:end]
+            bracket = head.rfind("[")
+            space = head.rfind(" ", 0, bracket)
+            stamp_end = head.find(" ", head.find(":"))
+            host_start = stamp_end + 1
+            if (bracket == -1 or space <= host_start or not head[bracket + 1 :].isdigit()
+                    or " " in head[host_start:space]):  # fmt: skip
+                self._bad(text, start)
+                continue
+            stamp = head[:stamp_end]
+            if stamp != last_stamp:
+                ts = stamp_of(stamp)
+                if ts is None:
+                    self._bad(text, start)
+                    continue
+                last_stamp = stamp
+            host = host_override or head[host_start:space]
+            if host is not last_host:
+                hosts.add(host)
+                last_host = host
+            tag = head[space + 1 : bracket]
+            qid, rest = found.group(1, 2)
+            if rest.endswith("\r"):
+                rest = rest[:-1]
+            if rest.startswith("to="):
+                fields = parse_delivery_fields(rest)
+                if fields is None:
+                    continue
+                delivery(ts, host, qid, tag, *fields)
+                events += 1
+                if not events & 1023 and full():
+                    flush()
+            elif rest == "removed" and (tag.endswith("/qmgr") or tag.endswith("/postsuper")):
+                removed(ts, host, qid)
+                events += 1
+            elif rest.startswith("message-id=") and tag.endswith("/cleanup"):
+                message_id(ts, host, qid, split_address(rest[11:].strip()))
+                events += 1
+            else:
+                event = parse_queue_event(ts, host, tag, qid, rest)  # type: ignore[arg-type]
+                if event is not None:
+                    feed(event)
+                    events += 1
+        return events
+
     def _bad(self, text: str, start: int) -> None:
         self.unparsed += 1
         if len(self.samples) < 5:
             end = text.find("\n", start)
             self.samples.append(text[start : end if end != -1 else len(text)][:200])
 
-    def _count_unmarked(self, text: str, missing: int) -> None:
+    def _count_unmarked(self, text: str) -> None:
         """Rare path: find the lines without a ``[pid]: `` marker (blank lines do not count)."""
         for line in text.split("\n"):
             if line.strip() and _PID_MARK.search(line) is None:

@@ -98,6 +98,34 @@ def parse_relay(relay: str) -> tuple[str, str | None, int | None]:
     return relay[:bracket], relay[bracket + 1 : close], port
 
 
+# The layout Postfix writes (log_adhoc.c), optional fields in their usual places; anything
+# else falls back to the key=value split below.
+_DELIVERY_USUAL = re.compile(
+    r"to=<([^>]*)>, (?:orig_to=<([^>]*)>, )?relay=([^,]+), (?:conn_use=(\d+), )?delay=([\d.]+), "
+    r"delays=([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+), (?:tls=([^,]+), )?dsn=(\d\.\d+\.\d+), status=(\S+)(?: \((.*)\))?$"
+)
+
+
+def parse_delivery_fields(rest: str) -> tuple | None:
+    """``(rcpt, orig_to, relay, conn_use, delay, a, b, c, d, tls, dsn, status, reply, next_qid)``."""
+    found = _DELIVERY_USUAL.match(rest)
+    if found is None:
+        event = parse_delivery(0.0, "", "", "", rest)
+        return event[5:] if event is not None else None
+    rcpt, orig_to, relay, conn_use, delay, a, b, c, d, tls, dsn, status, reply = found.groups()
+    if reply is None:
+        reply = ""
+    next_qid = None
+    if status == "sent" and " as " in reply:
+        queued = _NEXT_QID.search(reply)
+        if queued is not None:
+            next_qid = queued.group(1)
+    return (
+        rcpt, orig_to, relay, int(conn_use) if conn_use is not None else None, float(delay), float(a),
+        float(b), float(c), float(d), tls, dsn, status, reply, next_qid,
+    )  # fmt: skip
+
+
 def parse_delivery(ts: float, host: str, tag: str, qid: str, rest: str) -> Event | None:
     """``to=<r>[, orig_to=<o>], relay=R[, conn_use=N], delay=D, delays=a/b/c/d[, tls=T], dsn=X, status=S (reply)``."""
     status_at = rest.find(", status=")
