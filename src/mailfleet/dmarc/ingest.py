@@ -236,18 +236,7 @@ def save_outcome(conn: sqlite3.Connection, outcome: ParsedFile, now: int) -> Fil
     conn.execute("SAVEPOINT input")
     try:
         for report in outcome.reports:
-            meta = report.meta
-            if store.report_key_exists(conn, meta) or store.report_hash_exists(conn, report.sha256):
-                result.duplicates += 1
-                continue
-            pk = store.save_report_header(conn, meta, report.source, now)
-            store.save_record_rows(conn, pk, meta, report.rows)
-            store.save_report_footer(conn, pk, meta, report.warnings, report.sha256, len(report.rows),
-                                     report.messages)
-            result.stored += 1
-            result.records += len(report.rows)
-            result.messages += report.messages
-            result.warnings.extend(f"{report.source}: {w}" for w in report.warnings)
+            _store_parsed(conn, report, now, result)
         for tls in outcome.tls_reports:
             if store.save_tls_report(conn, tls, now):
                 result.tls_stored += 1
@@ -347,6 +336,21 @@ def _ingest_aggregate(conn: sqlite3.Connection, payload: Payload, limits: Limits
     result.records += parser.record_count
     result.messages += messages
     result.warnings.extend(f"{payload.name}: {w}" for w in warnings)
+
+
+def _store_parsed(conn: sqlite3.Connection, report: ParsedReport, now: int, result: FileResult) -> None:
+    """Store one fully parsed report unless its key or content is already there."""
+    meta = report.meta
+    if store.report_key_exists(conn, meta) or store.report_hash_exists(conn, report.sha256):
+        result.duplicates += 1
+        return
+    pk = store.save_report_header(conn, meta, report.source, now)
+    store.save_record_rows(conn, pk, meta, report.rows)
+    store.save_report_footer(conn, pk, meta, report.warnings, report.sha256, len(report.rows), report.messages)
+    result.stored += 1
+    result.records += len(report.rows)
+    result.messages += report.messages
+    result.warnings.extend(f"{report.source}: {w}" for w in report.warnings)
 
 
 def save_quarantine(directory: Path, name: str, source: Path | bytes, reason: str) -> Path:

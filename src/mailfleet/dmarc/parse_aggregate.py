@@ -40,6 +40,7 @@ DMARC2_NAMESPACE = "urn:ietf:params:xml:ns:dmarc-2.0"
 _CONTROL = bytes(c for c in range(32) if c not in (9, 10, 13)) + b"\x7f"
 _FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype", b"<!entity")
 _SLICE = 256 * 1024
+_TRAILING_LINE = re.compile(r"\s+line \d+$")
 _TAGS = ("{*}record", "{*}report_metadata", "{*}policy_published", "{*}version")
 _IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)")
 _RFC9990_ONLY = ("testing", "discovery_method", "generator")
@@ -156,7 +157,7 @@ class AggregateParser:
         if leftovers:
             raise AssertionError("records after close")  # the caller drained every feed
         for entry in list(self._parser.feed_error_log)[: self.limits.max_warnings]:
-            message = f"line {entry.line}: {entry.message.strip()}"
+            message = f"line {entry.line}: {_error_text(entry.message)}"
             if "Excessive depth" in entry.message or "XML_PARSE_HUGE" in entry.message:
                 raise Unsafe(f"{self.source}: XML nested too deeply ({message})")
             self._warn(f"recovered from broken XML at {message}")
@@ -296,6 +297,13 @@ class AggregateParser:
                         envelope_from = text.strip().lower() if text else ""
                     elif iname == "envelope_to":
                         envelope_to = text.strip().lower() if text else ""
+        return self._finish_record(ip, count_text, disposition, dkim, spf, header_from, envelope_from, envelope_to,
+                                   reasons, dkims, spfs)
+
+    def _finish_record(self, ip: str, count_text: str, disposition: str, dkim: str, spf: str, header_from: str,
+                       envelope_from: str, envelope_to: str, reasons: list[tuple[str, str]],
+                       dkims: list[DkimResult], spfs: list[SpfResult]) -> Record | None:
+        """Validate and default the fields of one record: skip it with a warning when unreadable."""
         source_ip = self._ips.get(ip) or self._ip(ip)
         if source_ip is None:
             self._skip(f"record {self._records + self._skipped + 1} skipped: source_ip {ip!r} is not an IP address")
@@ -381,6 +389,11 @@ class AggregateParser:
             generator=meta.get("generator", ""), errors=tuple(self._errors))
 
 
+def _error_text(message: str) -> str:
+    """libxml2 sometimes appends "line N" to a message; the line is reported separately."""
+    return _TRAILING_LINE.sub("", message.strip())
+
+
 def _epoch(text: str) -> int | None:
     text = text.strip().partition(".")[0]
     if not text.isdigit():
@@ -389,7 +402,8 @@ def _epoch(text: str) -> int | None:
 
 
 def parse_aggregate(chunks: Iterable[bytes], source: str = "", limits: Limits | None = None) -> AggregateReport:
-    """Parse a whole report into memory (for ``dmarc.parse`` and tests; ingest streams instead)."""
+    """Parse a whole report into memory (``dmarc.parse``, parallel ingest workers, tests); ingest
+    streams records into SQLite instead."""
     parser = AggregateParser(source, limits)
     records: list[Record] = []
     for chunk in chunks:
