@@ -145,6 +145,33 @@ class Correlator:
             state[M_LAST] = ts
         self.done.append(state)
 
+    def active(self, ts: float, host: str, qid: str, sender: str, size: int | None, nrcpt: int | None) -> None:
+        state = self.open.get((host, qid))
+        if state is None:
+            state = self._new(host, qid, ts)
+        elif ts > state[M_LAST]:
+            state[M_LAST] = ts
+        state[M_SENDER] = sender
+        state[M_SIZE] = size
+        state[M_NRCPT] = nrcpt
+
+    def client(
+        self, ts: float, host: str, qid: str, tag: str, name: str | None, ip: str | None, sasl: str | None,
+        orig_qid: str | None,
+    ) -> None:  # fmt: skip
+        state = self._start(host, qid, ts)
+        reinjected = orig_qid is not None or _is_reinjection_service(tag)
+        state[M_ORIGIN] = ORIGIN_REINJECT if reinjected else ORIGIN_SMTPD
+        state[M_SERVICE] = tag
+        state[M_CLIENT] = name
+        state[M_CLIENT_IP] = ip
+        state[M_SASL] = sasl
+        state[M_ORIG_QID] = orig_qid
+        if orig_qid is not None:
+            parent = self.open.get((host, orig_qid))
+            if parent is not None:
+                state[M_PARENT] = parent[M_ID]
+
     def message_id(self, ts: float, host: str, qid: str, value: str) -> None:
         self._get(host, qid, ts)[M_MSGID] = value
 
@@ -153,28 +180,13 @@ class Correlator:
         if kind == DELIVERY:
             self.delivery(*event[1:])
         elif kind == ACTIVE:
-            state = self._get(event[2], event[3], event[1])
-            state[M_SENDER] = event[4]
-            state[M_SIZE] = event[5]
-            state[M_NRCPT] = event[6]
+            self.active(event[1], event[2], event[3], event[4], event[5], event[6])
         elif kind == MSGID:
             self.message_id(event[1], event[2], event[3], event[4])
         elif kind == REMOVED:
             self.removed(event[1], event[2], event[3])
         elif kind == CLIENT:
-            _, ts, host, qid, tag, name, ip, sasl, orig_qid = event
-            state = self._start(host, qid, ts)
-            reinjected = orig_qid is not None or _is_reinjection_service(tag)
-            state[M_ORIGIN] = ORIGIN_REINJECT if reinjected else ORIGIN_SMTPD
-            state[M_SERVICE] = tag
-            state[M_CLIENT] = name
-            state[M_CLIENT_IP] = ip
-            state[M_SASL] = sasl
-            state[M_ORIG_QID] = orig_qid
-            if orig_qid is not None:
-                parent = self.open.get((host, orig_qid))
-                if parent is not None:
-                    state[M_PARENT] = parent[M_ID]
+            self.client(*event[1:])
         elif kind == PICKUP:
             state = self._start(event[2], event[3], event[1])
             state[M_ORIGIN] = ORIGIN_PICKUP

@@ -19,7 +19,13 @@ import re
 from collections.abc import Callable, Iterator
 
 from mailfleet.postfix.correlate import Correlator
-from mailfleet.postfix.parse_events import parse_delivery_fields, parse_queue_event, split_address
+from mailfleet.postfix.parse_events import (
+    parse_active_fields,
+    parse_client_fields,
+    parse_delivery_fields,
+    parse_queue_event,
+    split_address,
+)
 from mailfleet.postfix.parse_line import MONTHS, SyslogClock, parse_rfc3339
 
 _QID_MARK = re.compile(
@@ -42,12 +48,23 @@ class ChunkScanner:
         self.samples: list[str] = []
         self._last_stamp = ""
         self._last_ts = 0.0
+        self._minutes: dict[str, float] = {}
 
     def _stamp(self, stamp: str) -> float | None:
         if stamp == self._last_stamp:
             return self._last_ts
         try:
-            if stamp[0].isdigit():
+            if len(stamp) == 15 and stamp[12] == ":":  # "Nov 26 00:00:05": cache the minute
+                minute = self._minutes.get(stamp[:12])
+                if minute is None:
+                    if len(self._minutes) > 4096:
+                        self._minutes.clear()
+                    day, clock_time = stamp[4:12].split()
+                    minute = self._minutes[stamp[:12]] = self.clock.epoch(
+                        MONTHS[stamp[:3]], int(day), int(clock_time[0:2]), int(clock_time[3:5]), 0
+                    )
+                ts = minute + int(stamp[13:15])
+            elif stamp[0].isdigit():
                 ts = parse_rfc3339(stamp)
             else:
                 month = MONTHS[stamp[:3]]
@@ -109,35 +126,43 @@ class ChunkScanner:
         delivery = correlator.delivery
         removed = correlator.removed
         message_id = correlator.message_id
+        active = correlator.active
+        client = correlator.client
         feed = correlator.feed
         events = 0
         last_host = None
         last_stamp = ""
         ts: float | None = 0.0
+        find = text.find
         for found in _QID_MARK.finditer(text):
-            end = found.start()
+            end = found.start()  # the "]" closing "[pid"
             start = rfind("\n", 0, end) + 1
-            head = text[start:end]
-            bracket = head.rfind("[")
-            space = head.rfind(" ", 0, bracket)
-            stamp_end = head.find(" ", head.find(":"))
-            host_start = stamp_end + 1
-            if (bracket == -1 or space <= host_start or not head[bracket + 1 :].isdigit()
-                    or " " in head[host_start:space]):  # fmt: skip
+            bracket = rfind("[", start, end)
+            space = rfind(" ", start, bracket)
+            stamp_end = find(" ", find(":", start, space), space)
+            if bracket == -1 or space == -1 or stamp_end == -1 or stamp_end < start:
                 self._bad(text, start)
                 continue
-            stamp = head[:stamp_end]
+            stamp = text[start:stamp_end]
             if stamp != last_stamp:
                 ts = stamp_of(stamp)
                 if ts is None:
                     self._bad(text, start)
                     continue
                 last_stamp = stamp
-            host = host_override or head[host_start:space]
-            if host is not last_host:
-                hosts.add(host)
-                last_host = host
-            tag = head[space + 1 : bracket]
+            if host_override is None:
+                host = text[stamp_end + 1 : space]
+                if host is not last_host and host != last_host:
+                    if not host or " " in host:
+                        self._bad(text, start)
+                        continue
+                    hosts.add(host)
+                    last_host = host
+                else:
+                    host = last_host
+            else:
+                host = host_override
+            tag = text[space + 1 : bracket]
             qid, rest = found.group(1, 2)
             if rest.endswith("\r"):
                 rest = rest[:-1]
@@ -149,6 +174,15 @@ class ChunkScanner:
                 events += 1
                 if not events & 1023 and full():
                     flush()
+            elif rest.endswith("(queue active)") and tag.endswith("/qmgr"):
+                fields = parse_active_fields(rest)
+                if fields is None:
+                    continue
+                active(ts, host, qid, *fields)
+                events += 1
+            elif rest.startswith("client=") and tag.endswith("smtpd"):
+                client(ts, host, qid, tag, *parse_client_fields(tag, rest))
+                events += 1
             elif rest == "removed" and (tag.endswith("/qmgr") or tag.endswith("/postsuper")):
                 removed(ts, host, qid)
                 events += 1

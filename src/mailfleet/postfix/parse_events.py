@@ -244,6 +244,27 @@ def parse_client(ts: float, host: str, tag: str, qid: str, rest: str) -> Event:
     return (CLIENT, ts, host, qid, tag, name, ip, sasl_user, orig_qid)
 
 
+_ACTIVE_USUAL = re.compile(r"from=<([^>]*)>, size=(\d+), nrcpt=(\d+) \(queue active\)$")
+_CLIENT_USUAL = re.compile(r"client=([^\[\s,]*)\[([^\]]*)\](?::\d+)?(?:, sasl_method=[^,]*, sasl_username=(.*))?$")
+
+
+def parse_active_fields(rest: str) -> tuple[str, int | None, int | None] | None:
+    """``(sender, size, nrcpt)`` of a qmgr ``(queue active)`` line."""
+    found = _ACTIVE_USUAL.match(rest)
+    if found is not None:
+        return found.group(1), int(found.group(2)), int(found.group(3))
+    event = parse_active(0.0, "", "", rest)
+    return event[4:] if event is not None else None  # type: ignore[return-value]
+
+
+def parse_client_fields(tag: str, rest: str) -> tuple[str | None, str | None, str | None, str | None]:
+    """``(client_name, client_ip, sasl_user, orig_qid)`` of an smtpd ``client=`` line."""
+    found = _CLIENT_USUAL.match(rest)
+    if found is not None:
+        return found.group(1) or None, found.group(2), found.group(3), None
+    return parse_client(0.0, "", tag, "", rest)[5:]  # type: ignore[return-value]
+
+
 def parse_active(ts: float, host: str, qid: str, rest: str) -> Event | None:
     """qmgr ``from=<s>, size=N, nrcpt=N (queue active)``."""
     sender = size = nrcpt = None
