@@ -8,6 +8,7 @@ argument holding one or more paths separated by commas; each may be a file, a di
 from __future__ import annotations
 
 import glob
+import os
 import time
 from pathlib import Path
 
@@ -110,10 +111,11 @@ def parse(c, files=None, path=None, json=False, max_input_mb=None, max_decompres
             "db": "SQLite database (created if missing)",
             "quarantine": "where rejected files go, each with a .reason.txt (default: <db>.quarantine/ next to the db)",
             "json": "print per-file results as JSON",
-            "workers": "parse small files in N processes while one writes SQLite (default 1; helps on idle cores)",
+            "workers": "parse small files in N processes while this one writes SQLite (default: the number "
+                       "of CPUs, at most 4; 1 = a single process)",
             **LIMIT_HELP})
 @reports_errors
-def ingest(c, paths=None, db=None, path=None, quarantine=None, json=False, workers=1, max_input_mb=None,
+def ingest(c, paths=None, db=None, path=None, quarantine=None, json=False, workers=0, max_input_mb=None,
            max_decompressed_mb=None, max_zip_members=None, max_records=None):
     """Ingest report files into SQLite (idempotent: a report already stored is counted as a duplicate)."""
     from mailfleet.dmarc.ingest import ingest_paths
@@ -125,7 +127,7 @@ def ingest(c, paths=None, db=None, path=None, quarantine=None, json=False, worke
     conn = load_store(db_path)
     try:
         summary = ingest_paths(conn, _paths(paths, path), limits=limits, quarantine=quarantine_dir,
-                               workers=max(1, int(workers)))
+                               workers=int(workers) if int(workers) > 0 else min(os.cpu_count() or 1, 4))
     finally:
         conn.close()
     if json:

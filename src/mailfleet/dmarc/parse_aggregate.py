@@ -86,7 +86,7 @@ class AggregateParser:
         self._parser = etree.XMLPullParser(
             events=("end",), tag=_TAGS, recover=True, resolve_entities=False,
             no_network=True, huge_tree=False, load_dtd=False, remove_comments=True, remove_pis=True,
-            collect_ids=False)
+            remove_blank_text=True, collect_ids=False)
         self._hash = hashlib.sha256()
         self._tail = b""
         self._records = 0
