@@ -4,11 +4,9 @@ real mail between them. These tests only read, or write and clean up inside a ho
 from __future__ import annotations
 
 import dataclasses
-import imaplib
 import json
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -41,7 +39,8 @@ def test_status_shows_six_hosts_answering_ssh_with_their_pinned_keys(lab_fleet: 
     assert sorted(report["hosts"]) == sorted(["mx1", "mx2", "relay1", "relay2", "tx1", "mon1"])
     for name, host in report["hosts"].items():
         assert host["ssh"]["ok"], (name, host["ssh"])
-        assert host["ssh"]["hostname"] == name
+        # Short name as the lab sets it, or the FQDN once deploy has set Mailcow's hostname.
+        assert host["ssh"]["hostname"] in (name, f"{name}.lab.mailfleet.test")
         assert host["ssh"]["pinned_key"] == inv.fleet.hosts[name].host_key
         assert host["postfix"] == "up"
     assert report["hosts"]["mx1"]["dovecot"] == "up"
@@ -72,7 +71,7 @@ def test_a_wrong_pinned_key_is_refused(lab_fleet: Path) -> None:
 def test_each_host_has_its_own_hostname_etc_and_processes(lab_fleet: Path) -> None:
     marker = f"/etc/mailfleet-lab-probe-{uuid.uuid4().hex}"
     try:
-        out = run_on(lab_fleet, "mx1", f"hostname; hostname -f; echo mx1-only > {marker}; cat {marker}; "
+        out = run_on(lab_fleet, "mx1", f"hostname -s; hostname -f; echo mx1-only > {marker}; cat {marker}; "
                                        "ps -e -o comm= | sort -u | tr '\\n' ' '")
         lines = out.splitlines()
         assert lines[0] == "mx1"
@@ -81,7 +80,7 @@ def test_each_host_has_its_own_hostname_etc_and_processes(lab_fleet: Path) -> No
         assert "tini" in lines[3] and "master" in lines[3]
         # Neither the machine nor another host sees mx1's /etc change.
         assert not Path(marker).exists()
-        other = run_on(lab_fleet, "mx2", f"hostname; test -e {marker} && echo leaked || echo absent; "
+        other = run_on(lab_fleet, "mx2", f"hostname -s; test -e {marker} && echo leaked || echo absent; "
                                          "pgrep -c -x master; cat /proc/1/comm")
         assert other.split() == ["mx2", "absent", "1", "tini"]
     finally:
@@ -92,31 +91,6 @@ def test_hosts_have_no_route_out(lab_fleet: Path) -> None:
     out = run_on(lab_fleet, "relay1", "ip -4 route; ip route get 192.0.2.1 2>&1 || true")
     assert "default" not in out
     assert "unreachable" in out.lower()
-
-
-def test_mail_from_one_host_arrives_over_imap_on_another(lab_fleet: Path) -> None:
-    """relay1's Postfix delivers to mx1's Postfix over the bridge; mx1's Dovecot serves it."""
-    inv = load_valid_inventory(lab_fleet)
-    password = (inv.base_dir / "secrets" / "lab" / "labuser.imap-password").read_text().strip()
-    subject = f"lab-flow-{uuid.uuid4().hex}"
-    run_on(lab_fleet, "relay1", f"printf 'Subject: {subject}\\nFrom: probe@relay1.lab.mailfleet.test\\n\\nhello\\n' "
-                                "| /usr/sbin/sendmail -f probe@relay1.lab.mailfleet.test labuser@mx1.lab.mailfleet.test")
-    deadline = time.monotonic() + 30
-    message = b""
-    while time.monotonic() < deadline and not message:
-        with imaplib.IMAP4("10.77.0.11", 143, timeout=10) as imap:
-            imap.login("labuser", password)
-            imap.select("INBOX")
-            _, found = imap.search(None, "SUBJECT", subject)
-            if found[0].split():
-                _, data = imap.fetch(found[0].split()[-1], "(RFC822)")
-                message = data[0][1]
-        if not message:
-            time.sleep(0.3)
-    assert message, f"the message {subject} did not arrive at mx1 within 30 s"
-    assert b"from relay1.lab.mailfleet.test (relay1.lab.mailfleet.test [10.77.0.13])" in message
-    log = run_on(lab_fleet, "relay1", "cat /var/log/postfix.log")
-    assert "relay=mx1.lab.mailfleet.test[10.77.0.11]:25" in log
 
 
 def test_inventory_is_valid_and_secrets_are_private(lab_fleet: Path) -> None:

@@ -5,12 +5,15 @@ The tests run in file order: up, faults, recovery, down."""
 
 from __future__ import annotations
 
+import imaplib
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -77,6 +80,35 @@ def test_up_builds_the_hosts_and_a_second_up_is_a_no_op(isolated_lab) -> None:
     second = isolated_lab.up()
     assert not second.changed and sorted(second.kept) == ["mx1", "relay1"]
     assert run_on(isolated_lab.paths.inventory, "relay1", "hostname").strip() == "relay1"
+
+
+def test_mail_from_one_host_arrives_over_imap_on_another(isolated_lab) -> None:
+    """relay1's Postfix delivers to mx1's Postfix over the bridge; mx1's Dovecot serves it."""
+    inventory = isolated_lab.paths.inventory
+    password = isolated_lab.paths.mailbox_password.read_text().strip()
+    subject = f"lab-flow-{uuid.uuid4().hex}"
+    run_on(inventory, "relay1", f"printf 'Subject: {subject}\\nFrom: probe@relay1.lab.mailfleet.test\\n\\nhello\\n' "
+                                "| /usr/sbin/sendmail -f probe@relay1.lab.mailfleet.test labuser@mx1.lab.mailfleet.test")
+    deadline = time.monotonic() + 30
+    message = b""
+    while time.monotonic() < deadline and not message:
+        with imaplib.IMAP4("10.79.0.11", 143, timeout=10) as imap:
+            imap.login("labuser", password)
+            imap.select("INBOX")
+            _, found = imap.search(None, "SUBJECT", subject)
+            if found[0].split():
+                _, data = imap.fetch(found[0].split()[-1], "(RFC822)")
+                message = data[0][1]
+        if not message:
+            time.sleep(0.3)
+    assert message, f"the message {subject} did not arrive at mx1 within 30 s"
+    assert b"from relay1.lab.mailfleet.test (relay1.lab.mailfleet.test [10.79.0.12])" in message
+    log = run_on(inventory, "relay1", "cat /var/log/postfix.log")
+    assert "relay=mx1.lab.mailfleet.test[10.79.0.11]:25" in log and "status=sent" in log
+    # Each host logs to its own /var/log, which the machine sees in the host's folder.
+    assert subject not in (isolated_lab.paths.host_dir("relay1") / "log" / "postfix.log").read_text()
+    assert "relay1 postfix/" in (isolated_lab.paths.host_dir("relay1") / "log" / "postfix.log").read_text()
+    assert "mx1 postfix/local" in (isolated_lab.paths.host_dir("mx1") / "log" / "postfix.log").read_text()
 
 
 def test_fault_down_stops_answering_and_heal_brings_it_back(isolated_lab) -> None:

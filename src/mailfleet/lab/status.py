@@ -73,7 +73,7 @@ def gather_status(paths: LabPaths) -> dict[str, Any]:
         ssh = entry["ssh"]
         for service in ("postfix", "dovecot", "mailcow_api"):
             entry[service] = ssh.get(service, "unknown")
-        entry["ok"] = bool(running and ssh.get("ok") and ssh.get("hostname") == record.name
+        entry["ok"] = bool(running and ssh.get("ok") and ssh.get("hostname") in (record.name, record.fqdn)
                            and entry["postfix"] == "up" and entry["dovecot"] in ("up", "none"))
         return record.name, entry
 
