@@ -255,3 +255,8 @@ def test_hostile_input_is_refused_in_bounded_memory(kind: str, tmp_path: Path, g
     result = json.loads(run.stdout)
     assert result["error"]
     assert result["maxrss_kb"] < 120 * 1024, f"peak RSS {result['maxrss_kb']} KiB"
+
+
+def test_oversized_email_is_refused() -> None:
+    eml = b"From: a@b\r\nSubject: x\r\n\r\n" + b"A" * 5000
+    assert "e-mail is over the cap of 1024 bytes" in parse_input("big.eml", eml, Limits(max_email_bytes=1024)).error

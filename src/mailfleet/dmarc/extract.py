@@ -123,7 +123,7 @@ def _payloads_from_stream(name: str, head: bytes, chunks: Iterator[bytes], budge
             data = _collect(chunks, budget.limits.max_decompressed_bytes, f"{name}: zip archive")
             yield from _zip_payloads(name, io.BytesIO(data), budget, depth)
         else:
-            data = _collect(chunks, budget.limits.max_input_bytes, f"{name}: e-mail")
+            data = _collect(chunks, budget.limits.max_email_bytes, f"{name}: e-mail")
             yield from _email_payloads(name, data, budget, depth)
     else:
         preview = head[:24].decode("ascii", "backslashreplace")

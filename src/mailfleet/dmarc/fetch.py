@@ -97,8 +97,8 @@ def _handle_message(conn: sqlite3.Connection, imap: imaplib.IMAP4, settings: Ima
     typ, data = imap.uid("FETCH", uid, "(RFC822.SIZE)")
     size_match = _SIZE.search(_flatten(data)) if typ == "OK" else None
     size = int(size_match.group(1)) if size_match else 0
-    if size > limits.max_input_bytes:
-        reason = f"message is {size} bytes, over the cap of {limits.max_input_bytes}"
+    if size > limits.max_email_bytes:
+        reason = f"message is {size} bytes, over the cap of {limits.max_email_bytes}"
         _record(conn, f"size:{name}:{size}", settings, uidvalidity, uid, "rejected", reason, clock)
         result.rejected += 1
         result.details.append({"message": name, "outcome": "rejected", "reason": reason})

@@ -31,10 +31,11 @@ class Limits:
     max_email_parts: int = 64
     max_warnings: int = 50
     max_bytes_between_records: int = 1024 * 1024
+    max_email_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in ("max_input_bytes", "max_decompressed_bytes", "max_zip_members", "max_records",
-                     "max_nesting", "max_email_parts", "max_warnings", "max_bytes_between_records"):
+                     "max_nesting", "max_email_parts", "max_warnings", "max_bytes_between_records", "max_email_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"limit {name} is {value!r}; it must be a positive integer")
