@@ -293,3 +293,19 @@ def test_wrong_password_and_unknown_ca_are_clear_errors(dovecot: Dovecot, tmp_pa
                                 "127.0.0.1", "--imap-port", str(dovecot.port), "--user", "dmarc", "--password-ref",
                                 "env:DMARC_BOX_PASSWORD"], capture_output=True, text=True, timeout=60, env=env)
     assert untrusted.returncode == 1 and "--cafile" in untrusted.stderr
+
+
+def test_oversized_message_is_rejected_unread(dovecot: Dovecot, tmp_path: Path) -> None:
+    from mailfleet.dmarc.model import Limits
+
+    google = (FIXTURES / "cry-inc" / "google.xml").read_bytes()
+    _deliver(dovecot, _email("Huge", (google + b"<!-- " + b"x" * 50_000 + b" -->", "text", "xml", "big.xml")))
+    conn = load_store(tmp_path / "dmarc.sqlite")
+    settings = ImapSettings(host="127.0.0.1", port=dovecot.port, user="dmarc", password=PASSWORD,
+                            cafile=str(dovecot.cafile))
+    result = fetch_reports(conn, settings, limits=Limits(max_email_bytes=20_000))
+    assert (result.messages, result.rejected) == (1, 1)
+    assert "over the cap of 20000" in str(result.details[0]["reason"])
+    assert (_count(dovecot, "INBOX"), _count(dovecot, "Rejected")) == (0, 1)
+    assert conn.execute("SELECT COUNT(*) FROM report").fetchone()[0] == 0
+    conn.close()
