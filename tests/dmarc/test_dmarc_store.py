@@ -15,7 +15,7 @@ import pytest
 from mailfleet.dmarc.classify_alerts import AlertRules, classify_alerts
 from mailfleet.dmarc.enrich import enrich_sources, sender_name
 from mailfleet.dmarc.ingest import ingest_paths, ingest_source
-from mailfleet.dmarc.store import MIGRATIONS, load_source_totals, load_store, load_summary
+from mailfleet.dmarc.store import MIGRATIONS, load_store, load_summary
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "dmarc"
