@@ -12,12 +12,16 @@ _INV_HELP = "where the lab's inventory is written (default: inventory/lab.yaml)"
 
 
 @task(help={"hosts": "number of hosts (6 reproduces inventory/example.yaml)", "dir": _DIR_HELP,
-            "inventory": _INV_HELP})
+            "inventory": _INV_HELP,
+            "prefix": "names of the lab's bridge, namespaces and links (default mflab); a second lab needs its own",
+            "subnet": "the lab's private /24 or larger (default 10.77.0.0/24); a second lab needs its own"})
 @reports_errors
-def up(c, hosts=6, dir=None, inventory=None):
+def up(c, hosts=6, dir=None, inventory=None, prefix=None, subnet=None):
     """Start the lab fleet (or repair it); a running lab is left as it is."""
     from mailfleet.lab.lifecycle import lab_up
-    lab_up(default_paths(dir, inventory), int(hosts))
+    from mailfleet.lab.model import parse_lab_space
+    space = parse_lab_space(prefix, subnet) if (prefix or subnet) else None
+    lab_up(default_paths(dir, inventory), int(hosts), space)
 
 
 @task(help={"dir": _DIR_HELP, "inventory": _INV_HELP})

@@ -64,6 +64,7 @@ def _install_dir(paths: LabPaths) -> str:
 def lab_up(paths: LabPaths, count: int = 6, space: LabSpace | None = None, say: Say = print) -> UpResult:
     require_lab_machine()
     began = time.monotonic()
+    plan_lab_hosts(count, space or LabSpace())  # a bad size is refused before anything is touched
     with lab_lock(paths):
         state = load_state(paths)
         if state is not None:
@@ -73,6 +74,8 @@ def lab_up(paths: LabPaths, count: int = 6, space: LabSpace | None = None, say: 
                                "run `mailfleet lab.down` first")
             space = recorded
         space = space or LabSpace()
+        if state is None:
+            _check_space_free(space)
         planned = plan_lab_hosts(count, space)
         if state is not None and state.complete and len(state.hosts) != count:
             raise LabError(f"a lab of {len(state.hosts)} hosts is up; it cannot grow or shrink in place. "
@@ -90,6 +93,22 @@ def lab_up(paths: LabPaths, count: int = 6, space: LabSpace | None = None, say: 
             say(f"repairing the lab in {paths.state_dir}: "
                 f"{len(healthy)} of {len(planned)} hosts running; rebuilding the rest")
         return _build(paths, space, planned, state, records, healthy, began, say)
+
+
+def _check_space_free(space: LabSpace) -> None:
+    """Refuse to build over another lab: live processes in namespaces of our names, or our
+    subnet already on some interface of the machine."""
+    for netns in network.lab_netns_names(space):
+        if boot.pids_in_netns(netns):
+            raise LabError(
+                f"namespace {netns} has running processes but this lab's folder records no lab: another lab "
+                f"named {space.prefix} runs from another folder (or its state was deleted). Use another --prefix "
+                f"and --subnet, or take that lab down with `mailfleet lab.down` and its --dir")
+    for name, address in network.machine_addresses():
+        if name != space.bridge and address in space.network:
+            raise LabError(
+                f"{address} on {name} is inside the lab subnet {space.subnet}; the lab would clash with it. "
+                "Choose another --subnet (e.g. 10.78.0.0/24)")
 
 
 def _build(paths: LabPaths, space: LabSpace, planned: list[LabHost], state: LabState | None,

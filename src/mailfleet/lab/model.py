@@ -10,8 +10,14 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from mailfleet.errors import MailfleetError
+
 LAB_DOMAIN = "lab.mailfleet.test"
 MAILBOX_USER = "labuser"
+
+
+class LabPlanError(MailfleetError, ValueError):
+    """A lab that cannot be built as asked (size, names, addresses)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,24 @@ class LabSpace:
 
     def address(self, index: int) -> str:
         return str(self.network.network_address + self.first_host_octet + index)
+
+
+def parse_lab_space(prefix: str | None, subnet: str | None) -> LabSpace:
+    """Check ``--prefix`` and ``--subnet``: short link names, a private IPv4 range with room."""
+    import re
+    prefix = prefix or LabSpace.prefix
+    subnet = subnet or LabSpace.subnet
+    if not re.fullmatch(r"[a-z][a-z0-9]{1,9}", prefix):
+        raise LabPlanError(f"--prefix {prefix!r} must be 2-10 lower-case letters and digits, starting with a letter "
+                         "(Linux caps link names at 15 characters)")
+    try:
+        network = ipaddress.IPv4Network(subnet, strict=True)
+    except ValueError as exc:
+        raise LabPlanError(f"--subnet {subnet!r} is not an IPv4 network such as 10.78.0.0/24 ({exc})") from None
+    if not network.is_private or network.prefixlen > 24:
+        raise LabPlanError(f"--subnet {subnet} must be a private range of at least /24, e.g. 10.78.0.0/24, "
+                         "so the lab never takes addresses of a real network")
+    return LabSpace(prefix=prefix, subnet=str(network))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ bridge, records it, and removes exactly that rule on ``lab.down``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 from pathlib import Path
@@ -34,6 +35,17 @@ def run_netns_is_mount() -> bool:
     except OSError:
         return False
     return any(line.split()[4] == "/run/netns" for line in mounts)
+
+
+def machine_addresses() -> list[tuple[str, ipaddress.IPv4Address]]:
+    """Every IPv4 address on the machine's interfaces, with the interface's name."""
+    out = run(["ip", "-o", "-4", "addr", "show"]).stdout
+    found = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) > 3 and parts[2] == "inet":
+            found.append((parts[1], ipaddress.IPv4Interface(parts[3]).ip))
+    return found
 
 
 def apply_bridge(space: LabSpace) -> None:

@@ -8,7 +8,7 @@ The monitoring host always comes last in the list, like in the example.
 
 from __future__ import annotations
 
-from mailfleet.lab.model import LabHost, LabSpace
+from mailfleet.lab.model import LabHost, LabPlanError, LabSpace
 
 EXAMPLE_ORDER = ("mx1", "mx2", "relay1", "relay2", "tx1", "mon1")
 EXAMPLE_ROLES = {
@@ -18,10 +18,7 @@ EXAMPLE_ROLES = {
 # The order in which hosts are kept when the lab is smaller than the example fleet.
 KEEP_ORDER = ("mx1", "relay1", "mx2", "mon1", "tx1", "relay2")
 MAX_HOSTS = 32
-
-
-class LabPlanError(ValueError):
-    pass
+__all__ = ["LabPlanError", "plan_host_names", "plan_lab_hosts"]
 
 
 def plan_host_names(count: int) -> list[tuple[str, tuple[str, ...], str]]:

@@ -103,7 +103,8 @@ def apply_state(paths: ProjectPaths, db: dict[str, Any]) -> None:
     write_maps(paths, db)
     config_dir = postfix_dir(paths)
     if postfix_running(config_dir):
-        subprocess.run(["postfix", "-c", str(config_dir), "reload"], capture_output=True)
+        subprocess.run(["postfix", "-c", str(config_dir), "reload"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
 
 
 def start_postfix(project_dir: Path, paths: ProjectPaths, db: dict[str, Any], log: Any) -> tuple[bool, str]:
@@ -159,7 +160,8 @@ def start_postfix(project_dir: Path, paths: ProjectPaths, db: dict[str, Any], lo
 def stop_postfix(paths: ProjectPaths) -> None:
     config_dir = postfix_dir(paths)
     if postfix_running(config_dir):
-        subprocess.run(["postfix", "-c", str(config_dir), "stop"], capture_output=True)
+        subprocess.run(["postfix", "-c", str(config_dir), "stop"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
 
 
 def _dovecot_conf_path(paths: ProjectPaths) -> Path:
@@ -195,12 +197,22 @@ def start_dovecot(project_dir: Path, paths: ProjectPaths, db: dict[str, Any], lo
     _stop_host_dovecot(base_dir, log)
     pid_file = base_dir / "master.pid"
     if pid_file.exists() and _alive(pid_file):
-        result = subprocess.run(["doveadm", "-c", str(conf_path), "reload"], capture_output=True, text=True)
+        command = ["doveadm", "-c", str(conf_path), "reload"]
     else:
-        result = subprocess.run(["dovecot", "-c", str(conf_path)], capture_output=True, text=True)
-    if result.returncode != 0:
-        return False, result.stderr.strip()
-    return True, ""
+        command = ["dovecot", "-c", str(conf_path)]
+    return _run_daemon_starter(command)
+
+
+def _run_daemon_starter(command: list[str]) -> tuple[bool, str]:
+    """Run a command that leaves a daemon behind. Its output goes to a file, never a pipe: a
+    daemon inheriting a pipe would keep the caller (and an SSH session) waiting forever."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as errors:
+        rc = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=errors, stderr=errors, timeout=60).returncode
+        errors.seek(0)
+        text = errors.read().decode(errors="replace").strip()
+    return (rc == 0, text if rc else "")
 
 
 def _stop_host_dovecot(own_base_dir: Path, log: Any) -> None:
@@ -217,7 +229,8 @@ def _stop_host_dovecot(own_base_dir: Path, log: Any) -> None:
     if not (pid_file.exists() and _alive(pid_file)):
         return
     log(f"mailcow emulator: stopping the host's own Dovecot ({default}); dovecot-mailcow serves IMAP now")
-    subprocess.run(["doveadm", "-c", str(default), "stop"], capture_output=True)
+    subprocess.run(["doveadm", "-c", str(default), "stop"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=30)
     for _ in range(100):
         if not _alive(pid_file):
             return
@@ -238,7 +251,8 @@ def stop_dovecot(paths: ProjectPaths) -> None:
         return
     pid_file = paths.dovecot_dir / "run" / "master.pid"
     if pid_file.exists() and _alive(pid_file):
-        subprocess.run(["doveadm", "-c", str(_dovecot_conf_path(paths)), "stop"], capture_output=True)
+        subprocess.run(["doveadm", "-c", str(_dovecot_conf_path(paths)), "stop"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
 
 
 def mail_queue() -> list[dict[str, Any]]:
