@@ -41,9 +41,10 @@ PASSWORD = "s3cret-report-box"
 
 @dataclass
 class Dovecot:
-    port: int
+    port: int  # implicit TLS (IMAPS)
     cafile: Path
     folder: Path
+    starttls_port: int = 0  # plain IMAP that requires STARTTLS before login
 
 
 def _free_port() -> int:
@@ -104,6 +105,7 @@ def dovecot() -> Iterator[Dovecot]:
     shutil.chown(mail, "nobody", "nogroup")
     ca, cert, key = _make_certificates(folder)
     port = _free_port()
+    starttls_port = _free_port()
     config = folder / "dovecot.conf"
     config.write_text(f"""
 protocols = imap
@@ -120,7 +122,8 @@ auth_mechanisms = plain login
 auth_failure_delay = 0
 service imap-login {{
   inet_listener imap {{
-    port = 0
+    address = 127.0.0.1
+    port = {starttls_port}
   }}
   inet_listener imaps {{
     address = 127.0.0.1
@@ -155,7 +158,7 @@ mail_location = maildir:{mail}/%n/Maildir
         except OSError:
             time.sleep(0.05)
     try:
-        yield Dovecot(port, ca, folder)
+        yield Dovecot(port, ca, folder, starttls_port)
     finally:
         if pid_file.exists():
             pid = int(pid_file.read_text().split()[0])
@@ -309,3 +312,22 @@ def test_oversized_message_is_rejected_unread(dovecot: Dovecot, tmp_path: Path) 
     assert (_count(dovecot, "INBOX"), _count(dovecot, "Rejected")) == (0, 1)
     assert conn.execute("SELECT COUNT(*) FROM report").fetchone()[0] == 0
     conn.close()
+
+
+def test_starttls_and_plaintext_refusal(dovecot: Dovecot, tmp_path: Path) -> None:
+    google = (FIXTURES / "cry-inc" / "google.xml").read_bytes()
+    _deliver(dovecot, _email("Report google", (gzip.compress(google), "application", "gzip", "g.xml.gz")))
+    db = tmp_path / "dmarc.sqlite"
+    env = {**os.environ, "DMARC_BOX_PASSWORD": PASSWORD}
+    run = subprocess.run([str(MAILFLEET), "dmarc.fetch", "--db", str(db), "--imap-host", "127.0.0.1",
+                          "--imap-port", str(dovecot.starttls_port), "--starttls", "--user", "dmarc",
+                          "--password-ref", "env:DMARC_BOX_PASSWORD", "--cafile", str(dovecot.cafile), "--json"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert json.loads(run.stdout)["reports"] == 1
+    # implicit TLS against the plain port fails cleanly: there is no way to log in without TLS
+    wrong = subprocess.run([str(MAILFLEET), "dmarc.fetch", "--db", str(db), "--imap-host", "127.0.0.1",
+                            "--imap-port", str(dovecot.starttls_port), "--user", "dmarc", "--password-ref",
+                            "env:DMARC_BOX_PASSWORD", "--cafile", str(dovecot.cafile)],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
