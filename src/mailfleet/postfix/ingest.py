@@ -237,7 +237,7 @@ def _produce_in_child(
             except EOFError:
                 raise IngestError(f"the parser process for {path} died; nothing from it was stored.") from None
             if kind == "rows":
-                store.save_rows(conn, *payload)
+                store.save_rows(conn, *payload, first_new_id=next_id)
             elif kind == "done":
                 return payload
             else:
@@ -259,7 +259,7 @@ class LineFeeder:
         self.first_message_id = store.next_message_id(conn)
         self.producer = Producer(
             self.first_message_id, store.load_open_messages(conn), host_override,
-            lambda batch: store.save_rows(conn, *batch),
+            lambda batch: store.save_rows(conn, *batch, first_new_id=self.first_message_id),
         )  # fmt: skip
 
     def feed_envelopes(self, envelopes: Iterable[Envelope]) -> None:
@@ -344,8 +344,9 @@ def save_log_file(
                         )
                     else:
                         producer = Producer(
-                            first_message_id, open_messages, host, lambda batch: store.save_rows(conn, *batch)
-                        )
+                            first_message_id, open_messages, host,
+                            lambda batch: store.save_rows(conn, *batch, first_new_id=first_message_id),
+                        )  # fmt: skip
                         totals = produce_file(handle, offset, first, clock, producer)
                 finally:
                     if gc_was_enabled:

@@ -175,9 +175,9 @@ def load_open_messages(conn: sqlite3.Connection) -> list[list[Any]]:
 
 
 _INSERT_MESSAGE = (
-    f"INSERT OR REPLACE INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})"
+    f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * len(MESSAGE_COLUMNS))})"
 )
+_REPLACE_MESSAGE = _INSERT_MESSAGE.replace("INSERT INTO", "INSERT OR REPLACE INTO")
 _INSERT_DELIVERY = (
     f"INSERT INTO deliveries ({', '.join(DELIVERY_COLUMNS)}) VALUES ({', '.join('?' * len(DELIVERY_COLUMNS))})"
 )
@@ -189,9 +189,18 @@ def save_rows(
     messages: Sequence[Sequence[Any]],
     deliveries: Sequence[Sequence[Any]],
     rejects: Sequence[Sequence[Any]],
+    first_new_id: int = 0,
 ) -> None:
-    """Write rows inside the caller's transaction (an ingest is one transaction)."""
+    """Write rows inside the caller's transaction (an ingest is one transaction).
+
+    Messages with ``id < first_new_id`` were carried over from an earlier ingest and are
+    replaced; the others are new, and a plain INSERT skips REPLACE's conflict handling.
+    """
     if messages:
+        carried = [row for row in messages if row[0] < first_new_id] if first_new_id else []
+        if carried:
+            conn.executemany(_REPLACE_MESSAGE, carried)
+            messages = [row for row in messages if row[0] >= first_new_id]
         conn.executemany(_INSERT_MESSAGE, messages)
     if deliveries:
         conn.executemany(_INSERT_DELIVERY, deliveries)
