@@ -186,3 +186,40 @@ class FakeRemote:
 
     def close(self) -> None:
         pass
+
+
+def raw_facts(facts: dict[str, Any]) -> dict[str, str]:
+    """The command outputs that parse into ``facts`` (so tests exercise the real parsers)."""
+    import json
+
+    raw: dict[str, str] = {}
+    if "packages" in facts:
+        raw["packages"] = "".join(f"{name}\t{'ii ' if ok else 'un '}\n" for name, ok in facts["packages"].items())
+    if "hostname" in facts:
+        raw["hostname"] = f"{facts['hostname']['running']}\n{facts['hostname']['file']}\n"
+    if "swap" in facts:
+        raw["swap"] = "Filename Type Size Used Priority\n" + (f"/swapfile file {facts['swap']} 0 -2\n" if facts["swap"] else "")
+    if "sysctl" in facts:
+        raw["sysctl"] = "".join(f"{k}\t{v}\n" for k, v in facts["sysctl"].items())
+    if "os" in facts:
+        raw["os"] = f"{facts['os']['id']} {facts['os']['codename']}\n"
+    if "docker" in facts:
+        d = facts["docker"]
+        raw["docker"] = ("docker=yes\n" if d["docker"] else "") + (f"compose={d['compose']}\n" if d["compose"] else "")
+    if "checkout" in facts:
+        c = facts["checkout"]
+        raw["checkout"] = ("present\n" + f"{c['head']}\n{c['tag_commit'] or 'none'}\n{c['origin']}\n{c['describe']}\n"
+                           + ("contains\n" if c["contains"] else "\n")) if c["present"] else "absent\n"
+    if "mailcow_conf" in facts:
+        m = facts["mailcow_conf"]
+        raw["mailcow_conf"] = f"{m['mode']}\n{m['text']}" if m["present"] else "absent\n"
+    if "files" in facts:
+        raw["files"] = "".join(f"- {path}\n" if digest is None else f"{digest}  {path}\n"
+                               for path, digest in facts["files"].items())
+    if "compose" in facts:
+        raw["compose"] = "".join(json.dumps({"Service": s, "State": st}) + "\n" for s, st in facts["compose"].items())
+    if "services" in facts:
+        raw["services"] = "".join(f"{s}\n" for s in facts["services"])
+    if "cert" in facts:
+        raw["cert"] = facts["cert"]
+    return raw
