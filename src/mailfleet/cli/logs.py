@@ -90,8 +90,9 @@ def _print_counts(rows: list[dict[str, Any]], as_json: bool) -> None:
             f"{row['rejects']} rejects, {row['links']} hand-offs linked; {row['unparsed']} unrecognised, "
             f"{row['other']} without message events{note}"
         )
-        for sample in row.get("unparsed_samples", []):
-            print(f"    unrecognised: {sample}")
+        if row["unparsed"] >= 10 and row["unparsed"] > row["other"] + row["events"]:  # wrong file or format?
+            for sample in row.get("unparsed_samples", []):
+                print(f"    unrecognised: {sample}")
 
 
 @task(
@@ -124,7 +125,8 @@ def ingest(c, files, db, host=None, tz="UTC", inventory=None, json=False):
 
 @task(
     help={
-        "host": "inventory name of the host to pull from",
+        "host": "inventory name of the host to pull from (several: comma-separated)",
+        "all": "pull from every host that runs Mailcow (every role but monitoring)",
         "db": "SQLite log store",
         "inventory": "inventory file (default: $MAILFLEET_INVENTORY, the lab's, or inventory/example.yaml)",
         "since": "first pull only: start here (24h, 7d, ISO date); later pulls continue from the cursor",
@@ -132,31 +134,58 @@ def ingest(c, files, db, host=None, tz="UTC", inventory=None, json=False):
     }
 )
 @reports_errors
-def pull(c, host, db, inventory=None, since=None, json=False):
-    """Pull the postfix-mailcow container's log from one host over SSH and ingest it."""
-    from mailfleet.postfix.pull import save_pulled_logs
+def pull(c, db, host=None, all=False, inventory=None, since=None, json=False):
+    """Pull the postfix-mailcow container's log from hosts over SSH and ingest it, host by host.
+
+    Every host's outcome is reported; one host's failure stores nothing for that host and
+    does not stop the others (exit 1 at the end).
+    """
+    from mailfleet.postfix.pull import SshLineSource, save_pulled_logs
     from mailfleet.ssh import open_connection
 
     now = time.time()
     inv, pairs = _inventory_addresses(default_inventory_path(inventory))
-    if host not in inv.fleet.hosts:
+    if all:  # every host that runs Mailcow: inbound and outbound relays, not monitoring-only hosts
+        names = sorted(name for name, h in inv.fleet.hosts.items() if set(h.roles) - {"monitoring"})
+    elif host:
+        names = [name.strip() for name in host.split(",") if name.strip()]
+    else:
+        raise MailfleetError("logs.pull needs --host NAME (or several, comma-separated) or --all.")
+    unknown = [name for name in names if name not in inv.fleet.hosts]
+    if unknown:
         known = ", ".join(sorted(inv.fleet.hosts)) or "none"
-        raise MailfleetError(f"host {host!r} is not in {inv.path}; known hosts: {known}.")
+        raise MailfleetError(f"host {', '.join(unknown)} not in {inv.path}; known hosts: {known}. Nothing was pulled.")
     start = parse_since(since, now) if since else None
+    rows: list[dict[str, Any]] = []
+    failures: list[str] = []
     conn = store.load_store(db)
     try:
         with conn:
             store.save_host_addresses(conn, pairs)
-        connection = open_connection(inv.fleet.hosts[host], inv.fleet, inv.base_dir)
-        try:
-            counts = save_pulled_logs(
-                conn, connection, host=host, install_dir=inv.fleet.settings.mailcow.install_dir, now=now, since=start
-            )
-        finally:
-            connection.close()
+        for name in names:
+            try:
+                connection = open_connection(inv.fleet.hosts[name], inv.fleet, inv.base_dir)
+                try:
+                    counts = save_pulled_logs(
+                        conn, SshLineSource(connection, name), host=name,
+                        install_dir=inv.fleet.settings.mailcow.install_dir, now=now, since=start,
+                    )  # fmt: skip
+                finally:
+                    connection.close()
+                rows.append(describe(counts))
+            except MailfleetError as exc:
+                failures.append(str(exc))
+                rows.append({"source": f"{name}:postfix-mailcow", "error": str(exc)})
     finally:
         conn.close()
-    _print_counts([describe(counts)], json)
+    if json:
+        print_json({"sources": rows})
+    else:
+        _print_counts([row for row in rows if "error" not in row], False)
+    if failures:
+        raise MailfleetError(
+            f"{len(failures)} of {len(names)} host(s) failed:\n" + "\n".join(f"  {f}" for f in failures)
+        )
 
 
 @task(

@@ -122,6 +122,9 @@ class Producer:
                     if len(totals.samples) < SAMPLES:
                         totals.samples.append(line[:200])
                 continue
+            if not envelope[2]:  # stamped, but not a Postfix line
+                totals.other += 1
+                continue
             host = override or envelope[1]
             event = parse_event(envelope[0], host, envelope[2], envelope[3])
             if event is None:
@@ -374,15 +377,20 @@ def save_time_ordered(
     conn: sqlite3.Connection,
     key: str,
     kind: str,
-    envelopes: list[Envelope],
+    envelopes: Iterable[Envelope],
     *,
     host: str,
     path: str | None,
     now: float,
-    bad: int = 0,
+    bad: int | Callable[[], int] = 0,
 ) -> IngestCounts:
     """Ingest envelopes from a source without offsets (Mailcow API, ``docker compose logs``):
-    lines older than the cursor, or at its exact time and already hashed, are skipped."""
+    lines older than the cursor, or at its exact time and already hashed, are skipped.
+
+    ``envelopes`` may be a stream (a remote command's output): it is consumed once, inside
+    the transaction, so memory does not grow with the size of the pull. ``bad`` (or a
+    callable giving it after the stream ends) is the count of lines that were not Postfix.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         cursor = store.load_source(conn, key) or {
@@ -390,26 +398,34 @@ def save_time_ordered(
         }  # fmt: skip
         last_ts = cursor["last_ts"]
         seen = set(json.loads(cursor["last_hashes"])) if cursor["last_hashes"] else set()
-        fresh: list[Envelope] = []
-        skipped = 0
-        for envelope in envelopes:
-            ts = envelope[0]
-            if last_ts is not None and (ts < last_ts or (ts == last_ts and _entry_hash(envelope) in seen)):
-                skipped += 1
-                continue
-            fresh.append(envelope)
+        state: dict[str, Any] = {"skipped": 0, "newest": None, "hashes": set()}
+
+        def fresh() -> Iterator[Envelope]:
+            for envelope in envelopes:
+                ts = envelope[0]
+                if last_ts is not None and ts <= last_ts:
+                    if ts < last_ts or _entry_hash(envelope) in seen:
+                        state["skipped"] += 1
+                        continue
+                newest = state["newest"]
+                if newest is None or ts > newest:
+                    state["newest"] = ts
+                    state["hashes"] = {_entry_hash(envelope)}
+                elif ts == newest:
+                    state["hashes"].add(_entry_hash(envelope))
+                yield envelope
+
         feeder = LineFeeder(conn, host)
-        feeder.feed_envelopes(fresh)
+        feeder.feed_envelopes(fresh())
         counts = feeder.finish(path or key)
-        if fresh:
-            newest = max(e[0] for e in fresh)
-            hashes = {_entry_hash(e) for e in fresh if e[0] == newest}
-            if newest == last_ts:
-                hashes |= seen
+        newest = state["newest"]
+        if newest is not None:
+            hashes = state["hashes"] | seen if newest == last_ts else state["hashes"]
             cursor.update(last_ts=newest, last_hashes=json.dumps(sorted(hashes)))
         cursor.update(path=path, host=host)
         store.save_source(conn, cursor, now)
-        counts = replace(counts, skipped=skipped, unparsed=counts.unparsed + bad)
+        bad_lines = bad() if callable(bad) else bad
+        counts = replace(counts, skipped=state["skipped"], unparsed=counts.unparsed + bad_lines)
         store.save_ingest_record(conn, now, counts)
         conn.execute("COMMIT")
     except BaseException:

@@ -17,7 +17,10 @@ carries, so a fleet's hosts stay apart and hand-offs between them can be linked.
 from __future__ import annotations
 
 import shlex
+import socket
 import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -25,15 +28,50 @@ from mailfleet.errors import RemoteError
 from mailfleet.postfix import store
 from mailfleet.postfix.ingest import save_time_ordered
 from mailfleet.postfix.model import IngestCounts
-from mailfleet.postfix.parse_line import Envelope, SyslogClock, parse_compose_line
+from mailfleet.postfix.parse_line import Envelope, SyslogClock, parse_compose_line, parse_rfc3339
 
 SERVICE = "postfix-mailcow"
+READ_TIMEOUT = 120.0
 
 
-class Runner(Protocol):
-    """What we need of a ``fabric.Connection``."""
+class LineSource(Protocol):
+    """Runs a command on the host and yields its output lines as they arrive; raises
+    ``RemoteError`` (after the last line) when the command fails."""
 
-    def run(self, command: str, **kwargs: Any) -> Any: ...
+    def lines(self, command: str) -> Iterator[str]: ...
+
+
+class SshLineSource:
+    """Streams a command's stdout over a ``fabric.Connection``'s SSH channel.
+
+    Fabric's ``run`` keeps the whole output in memory (twice); a first pull of a busy host
+    can be gigabytes, so lines are read from the channel one by one instead.
+    """
+
+    def __init__(self, connection: Any, host: str, timeout: float = READ_TIMEOUT) -> None:
+        self.connection = connection
+        self.host = host
+        self.timeout = timeout
+
+    def lines(self, command: str) -> Iterator[str]:
+        self.connection.open()
+        try:
+            stdin, stdout, stderr = self.connection.client.exec_command(command, timeout=self.timeout)
+            stdin.close()
+            for raw in stdout:
+                yield raw.rstrip("\r\n") if isinstance(raw, str) else raw.decode("utf-8", "replace").rstrip("\r\n")
+            status = stdout.channel.recv_exit_status()
+            error = stderr.read().decode("utf-8", "replace") if status != 0 else ""
+        except (socket.timeout, TimeoutError):
+            raise RemoteError(
+                f"{self.host}: `{command}` sent nothing for {self.timeout:.0f} s; the host or Docker is stuck. "
+                "Nothing was ingested; try again, or check `docker compose ps` on the host."
+            ) from None
+        if status != 0:
+            raise RemoteError(
+                f"{self.host}: `{command}` exited with {status}: {error.strip()[-500:] or 'no error output'}. "
+                f"Check that Mailcow is installed there and that the {SERVICE} service exists; nothing was ingested."
+            )
 
 
 def render_since(ts: float) -> str:
@@ -50,58 +88,66 @@ def render_pull_command(install_dir: str, since: float | None, service: str = SE
     return f"cd {shlex.quote(install_dir)} && {shlex.join(words)}"
 
 
-def parse_compose_output(text: str, host: str, clock: SyslogClock) -> tuple[list[Envelope], int, list[str]]:
-    """``docker compose logs`` output → envelopes tagged with ``host``, the count of lines
-    that were not Postfix-shaped (supervisord, non-Postfix programs), and a few samples."""
-    envelopes: list[Envelope] = []
-    bad = 0
-    samples: list[str] = []
-    for line in text.splitlines():
+def parse_compose_lines(
+    lines: Iterable[str], host: str, clock: SyslogClock, rejected: list[str]
+) -> Iterator[Envelope]:
+    """``docker compose logs`` lines → envelopes tagged with ``host``. Docker-stamped lines
+    that are not Postfix (supervisord, postconf warnings) come out with an empty tag, so they
+    count as ``other`` and advance the cursor; lines without a Docker stamp go to ``rejected``."""
+    for line in lines:
         if not line.strip():
             continue
         envelope = parse_compose_line(line, clock)
         if envelope is None:
-            bad += 1
-            if len(samples) < 5:
-                samples.append(line[:200])
+            stamped = _docker_stamp(line)
+            if stamped is None:
+                rejected.append(line[:200])
+            else:  # not Postfix (supervisord, postconf...), but it moves the cursor on: tag ""
+                yield stamped[0], host, "", stamped[1]
             continue
-        envelopes.append((envelope[0], host, envelope[2], envelope[3]))
-    return envelopes, bad, samples
+        yield envelope[0], host, envelope[2], envelope[3]
 
 
-def fetch_compose_logs(connection: Runner, install_dir: str, since: float | None, host: str) -> str:
-    """Run the pull command on the host; a failure says what failed and what to check."""
-    command = render_pull_command(install_dir, since)
-    result = connection.run(command, hide=True, warn=True, in_stream=False)
-    if getattr(result, "exited", 0) != 0:
-        stderr = (getattr(result, "stderr", "") or "").strip()[-500:]
-        raise RemoteError(
-            f"{host}: `{command}` exited with {result.exited}: {stderr or 'no error output'}. "
-            f"Check that Mailcow is installed in {install_dir} and that the {SERVICE} service exists; "
-            "nothing was ingested."
-        )
-    return str(result.stdout)
+def _docker_stamp(line: str) -> tuple[float, str] | None:
+    bar = line.find("| ")
+    if bar == -1:
+        return None
+    inner = line[bar + 2 :].lstrip()
+    space = inner.find(" ")
+    try:
+        return parse_rfc3339(inner[:space] if space != -1 else inner), inner[space + 1 :] if space != -1 else ""
+    except ValueError:
+        return None
+
+
+def parse_compose_output(text: str, host: str, clock: SyslogClock) -> tuple[list[Envelope], int, list[str]]:
+    """The same over a whole output: envelopes, count of rejected lines, a few samples."""
+    rejected: list[str] = []
+    envelopes = list(parse_compose_lines(text.splitlines(), host, clock, rejected))
+    return envelopes, len(rejected), rejected[:5]
 
 
 def save_pulled_logs(
     conn: sqlite3.Connection,
-    connection: Runner,
+    source: LineSource,
     *,
     host: str,
     install_dir: str,
     now: float,
     since: float | None = None,
 ) -> IngestCounts:
-    """Pull from the host's cursor (or ``since`` on first contact) and ingest, as one commit."""
+    """Pull from the host's cursor (or ``since`` on first contact) and ingest, as one commit:
+    a failure anywhere (SSH, the remote command, SQLite) stores nothing and keeps the cursor."""
     key = f"pull:{host}"
     cursor = store.load_source(conn, key)
     start = cursor["last_ts"] if cursor and cursor["last_ts"] is not None else since
-    text = fetch_compose_logs(connection, install_dir, start, host)
+    command = render_pull_command(install_dir, start)
     clock = SyslogClock(datetime.fromtimestamp(now, tz=timezone.utc))
-    envelopes, bad, samples = parse_compose_output(text, host, clock)
-    counts = save_time_ordered(conn, key, "pull", envelopes, host=host, path=f"{host}:{SERVICE}", now=now, bad=bad)
-    if samples:
-        from dataclasses import replace
-
-        counts = replace(counts, unparsed_samples=tuple(samples))
+    rejected: list[str] = []
+    envelopes = parse_compose_lines(source.lines(command), host, clock, rejected)
+    counts = save_time_ordered(
+        conn, key, "pull", envelopes, host=host, path=f"{host}:{SERVICE}", now=now, bad=lambda: len(rejected)
+    )
+    if rejected:
+        counts = replace(counts, unparsed_samples=tuple(rejected[:5]))
     return counts
