@@ -84,7 +84,10 @@ def _print_counts(rows: list[dict[str, Any]], as_json: bool) -> None:
         print_json({"sources": rows})
         return
     for row in rows:
-        note = f" ({row['note']})" if row.get("note") else ""
+        notes = [row["note"]] if row.get("note") else []
+        if row.get("skipped"):
+            notes.append(f"{row['skipped']} lines already ingested, skipped")
+        note = f" ({'; '.join(notes)})" if notes else ""
         print(
             f"{row['source']}: {row['lines']} lines, {row['messages']} messages, {row['deliveries']} deliveries, "
             f"{row['rejects']} rejects, {row['links']} hand-offs linked; {row['unparsed']} unrecognised, "
