@@ -219,7 +219,7 @@ def raw_facts(facts: dict[str, Any]) -> dict[str, str]:
     if "compose" in facts:
         raw["compose"] = "".join(json.dumps({"Service": s, "State": st}) + "\n" for s, st in facts["compose"].items())
     if "services" in facts:
-        raw["services"] = "".join(f"{s}\n" for s in facts["services"])
+        raw["services"] = "services:\n" + "".join(f"  {s}:\n    image: x\n" for s in facts["services"]) + "\n---\n"
     if "cert" in facts:
         raw["cert"] = facts["cert"]
     return raw

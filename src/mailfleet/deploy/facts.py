@@ -74,7 +74,10 @@ def facts_for(host: Host, fleet: Fleet, steps: Sequence[PlaybookStep], file_path
     if kinds & {"compose", "wait_running", "relayhost_wiring"}:
         facts.append(Fact("compose", f"if [ -f {q(d + '/docker-compose.yml')} ] && [ -f {q(d + '/mailcow.conf')} ]; "
                           f"then cd {q(d)} && docker compose ps --format json; fi", p.parse_compose_ps))
-        facts.append(Fact("services", f"if [ -f {q(d + '/docker-compose.yml')} ] && [ -f {q(d + '/mailcow.conf')} ]; "
-                          f"then cd {q(d)} && docker compose config --services; fi", p.parse_compose_services))
+        # The service list from the compose files themselves (parsed here, not by a second
+        # `docker compose` process on the host: each one costs a Python start-up there).
+        facts.append(Fact("services", f"if [ -f {q(d + '/mailcow.conf')} ]; then cat {q(d + '/docker-compose.yml')}; "
+                          f"printf '\\n---\\n'; cat {q(d + '/docker-compose.override.yml')}; fi",
+                          p.parse_compose_services))
         facts.append(Fact("cert", f"cat {q(d + '/data/assets/ssl/cert.pem')}", str))
     return facts

@@ -148,4 +148,19 @@ def parse_compose_ps(output: str) -> dict[str, str]:
 
 
 def parse_compose_services(output: str) -> list[str]:
-    return [line.strip() for line in output.splitlines() if line.strip()]
+    """Service names of ``docker-compose.yml`` and its override (YAML documents split by ``---``)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    names: list[str] = []
+    for part in re.split(r"(?m)^---\s*$", output):
+        if not part.strip():
+            continue
+        try:
+            doc = YAML(typ="safe", pure=True).load(part)
+        except YAMLError as exc:
+            raise ValueError(f"docker-compose file is not valid YAML: {exc}") from None
+        services = doc.get("services") if isinstance(doc, dict) else None
+        if isinstance(services, dict):
+            names += [str(name) for name in services if str(name) not in names]
+    return names

@@ -19,6 +19,7 @@ from fabric import Connection
 from mailfleet.errors import RemoteError
 from mailfleet.inventory.model import Fleet, Host
 from mailfleet.mailcow.client import MailcowClient
+from mailfleet.mailcow.tunnel import ApiEndpoint
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class SshRemote:
         self.name = host.name
         self._api_stack: contextlib.ExitStack | None = None
         self._api: MailcowClient | None = None
+        self._endpoint: ApiEndpoint | None = None
+
+    def prime_api(self, endpoint: ApiEndpoint) -> None:
+        """Use a certificate and hostname already read with the facts (saves a round trip)."""
+        self._endpoint = endpoint
 
     def run(self, script: str, *, timeout: int) -> RemoteResult:
         transport = self.conn.transport if self.conn.is_connected else None
@@ -92,7 +98,8 @@ class SshRemote:
 
             stack = contextlib.ExitStack()
             try:
-                self._api = stack.enter_context(open_api_over(self.conn, self.host, self.fleet, self.api_key))
+                self._api = stack.enter_context(open_api_over(self.conn, self.host, self.fleet, self.api_key,
+                                                              self._endpoint))
             except BaseException:
                 stack.close()
                 raise
@@ -103,7 +110,7 @@ class SshRemote:
         """Forget the API client (its certificate may have changed after a new installation)."""
         if self._api_stack is not None:
             self._api_stack.close()
-        self._api_stack, self._api = None, None
+        self._api_stack, self._api, self._endpoint = None, None, None
 
     def close(self) -> None:
         self.reset_api()

@@ -15,6 +15,7 @@ from typing import Any
 from mailfleet.deploy.apply import apply_steps
 from mailfleet.deploy.facts import facts_for
 from mailfleet.deploy.gather import gather_api_facts, gather_facts, mailcow_running
+from mailfleet.deploy.merge_env import parse_env
 from mailfleet.deploy.model import HostOutcome, HostPlan, Playbook, PlannedStep, PlaybookStep
 from mailfleet.deploy.plan import plan_host
 from mailfleet.deploy.plan_steps import PlanInput, desired_sysctl
@@ -23,6 +24,7 @@ from mailfleet.deploy.sources import HostSources, host_steps, load_host_sources,
 from mailfleet.errors import MailfleetError
 from mailfleet.inventory.load import Inventory
 from mailfleet.inventory.model import Fleet, Host
+from mailfleet.mailcow.tunnel import ApiEndpoint
 from mailfleet.ssh import open_connection, run_on_hosts
 
 MAX_ROUNDS = 5
@@ -48,11 +50,22 @@ def _sysctl_keys(job: HostJob) -> list[str]:
     return sorted(keys)
 
 
+def needs_api(job: HostJob) -> bool:
+    """Only inbound hosts with served domains that have a relay read the API while planning."""
+    if not job.host.has_role("inbound") or not any(s.kind == "relayhost_wiring" for s in job.steps):
+        return False
+    return any((d.transactional_relay or d.relay) not in (None, job.host.name)
+               for d in job.fleet.domains_served_by(job.host.name))
+
+
 def gather_and_plan(remote: Remote, job: HostJob) -> HostPlan:
     facts = gather_facts(remote, facts_for(job.host, job.fleet, job.steps, _file_paths(job), _sysctl_keys(job)))
     api: dict[str, Any] | None = None
-    if any(s.kind == "relayhost_wiring" for s in job.steps) and job.host.has_role("inbound") \
-            and mailcow_running(facts):
+    if needs_api(job) and mailcow_running(facts):
+        prime = getattr(remote, "prime_api", None)
+        if prime is not None:
+            hostname = parse_env(facts["mailcow_conf"].get("text", "")).get("MAILCOW_HOSTNAME") or job.host.hostname
+            prime(ApiEndpoint(cert_pem=str(facts["cert"]).strip() + "\n", mailcow_hostname=hostname))
         api = gather_api_facts(remote)
     inp = PlanInput(host=job.host, fleet=job.fleet, facts=facts, files=job.sources.files,
                     executable=job.sources.executable, conf_overrides=job.sources.conf_overrides, api=api)

@@ -70,6 +70,7 @@ class LocalForward:
         self.port: int = self._listener.getsockname()[1]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._open: list[tuple[socket.socket, paramiko.Channel]] = []
         self._accepter = threading.Thread(target=self._accept_loop, name=f"fwd-{self.port}", daemon=True)
         self._accepter.start()
 
@@ -81,6 +82,9 @@ class LocalForward:
                 continue
             except OSError:
                 return
+            if self._stop.is_set():
+                client.close()
+                return
             thread = threading.Thread(target=self._pump, args=(client, peer), daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -91,6 +95,7 @@ class LocalForward:
         except (paramiko.SSHException, OSError):
             client.close()
             return
+        self._open.append((client, channel))
         try:
             while not self._stop.is_set():
                 readable, _, _ = select.select([client, channel], [], [], 0.5)
@@ -111,17 +116,28 @@ class LocalForward:
             client.close()
 
     def close(self) -> None:
+        """Stop at once: wake every thread by shutting its sockets, then join them briefly."""
         self._stop.set()
+        for client, channel in list(self._open):
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+            channel.close()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
-        self._accepter.join(timeout=2)
+        self._accepter.join(timeout=1)
         for thread in self._threads:
-            thread.join(timeout=2)
+            thread.join(timeout=1)
 
 
 @contextlib.contextmanager
-def open_api_over(conn: Connection, host: Host, fleet: Fleet, api_key: str) -> Iterator[MailcowClient]:
-    """A client for ``host``'s API over an already open, host-key-verified connection."""
-    endpoint = fetch_api_endpoint(conn, host, fleet)
+def open_api_over(conn: Connection, host: Host, fleet: Fleet, api_key: str,
+                  endpoint: ApiEndpoint | None = None) -> Iterator[MailcowClient]:
+    """A client for ``host``'s API over an already open, host-key-verified connection.
+
+    ``endpoint`` (certificate and MAILCOW_HOSTNAME) may come from facts already gathered over
+    the same connection; otherwise it is read now (one more round trip)."""
+    endpoint = endpoint or fetch_api_endpoint(conn, host, fleet)
     transport = conn.transport
     if transport is None or not transport.is_active():
         raise RemoteError(f"{host.name}: the SSH connection closed before the API tunnel could be opened")
