@@ -277,3 +277,21 @@ def test_progress_bar_only_on_a_terminal() -> None:
     bar.advance("b.xml")
     bar.close()
     assert "2/2" in loud.getvalue() and loud.getvalue().endswith("\n")
+
+
+def test_an_unexpected_parser_failure_rejects_the_file_not_the_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mailfleet.dmarc.ingest as ingest_module
+
+    real = ingest_module.parse_tlsrpt
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(ingest_module, "parse_tlsrpt", broken)
+    conn = load_store(tmp_path / "u.sqlite")
+    summary = ingest_paths(conn, [FIXTURES / "parsedmarc" / "rfc8460.json", FIXTURES / "cry-inc" / "google.xml"],
+                           quarantine=tmp_path / "q")
+    assert summary.total("stored") == 1
+    assert "KeyError" in summary.rejected[0].rejected and "bug" in summary.rejected[0].rejected
+    monkeypatch.setattr(ingest_module, "parse_tlsrpt", real)

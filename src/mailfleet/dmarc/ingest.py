@@ -222,6 +222,8 @@ def _parse_path(path: str, limits: Limits) -> ParsedFile:
             outcome = parse_input(path, handle, limits)
     except OSError as exc:
         return ParsedFile(path, [], [], [], error=f"cannot read it: {exc.strerror}")
+    except Exception as exc:  # noqa: BLE001 - untrusted input must never stop the batch
+        return ParsedFile(path, [], [], [], error=_unexpected(exc))
     reports = [ParsedReport(r.meta, store.record_rows(r.records), sum(x.count for x in r.records), r.warnings,
                             r.content_sha256, r.source) for r in outcome.reports]
     return ParsedFile(path, reports, outcome.tls_reports, outcome.warnings, outcome.error)
@@ -297,11 +299,24 @@ def ingest_source(conn: sqlite3.Connection, name: str, source: BinaryIO | bytes,
         conn.execute("ROLLBACK TO input")
         conn.execute("RELEASE input")
         return FileResult(name, rejected=exc.reason.removeprefix(f"{name}: "))
+    except sqlite3.Error:
+        conn.execute("ROLLBACK TO input")
+        conn.execute("RELEASE input")
+        raise  # the database is the problem (disk full, locked): stop, do not quarantine good files
+    except Exception as exc:  # noqa: BLE001 - untrusted input must never stop the batch
+        conn.execute("ROLLBACK TO input")
+        conn.execute("RELEASE input")
+        return FileResult(name, rejected=_unexpected(exc))
     except BaseException:
         conn.execute("ROLLBACK TO input")
         conn.execute("RELEASE input")
         raise
     return result
+
+
+def _unexpected(exc: Exception) -> str:
+    return (f"could not be read ({exc.__class__.__name__}: {exc}); the file is kept in quarantine, "
+            "please report it as a mailfleet bug")
 
 
 def _ingest_aggregate(conn: sqlite3.Connection, payload: Payload, limits: Limits, now: int,
