@@ -84,8 +84,16 @@ def parse(c, files=None, path=None, json=False, max_input_mb=None, max_decompres
     limits = _limits(max_input_mb, max_decompressed_mb, max_zip_members, max_records)
     reports, tls, errors = [], [], []
     for file in gather_files(_paths(files, path)):
-        with open(file, "rb") as handle:
-            outcome = parse_input(str(file), handle, limits)
+        try:
+            with open(file, "rb") as handle:
+                outcome = parse_input(str(file), handle, limits)
+        except OSError as exc:
+            errors.append({"file": str(file), "reason": f"cannot read it: {exc.strerror}"})
+            continue
+        except Exception as exc:  # noqa: BLE001 - one odd file must not hide the others' results
+            errors.append({"file": str(file), "reason": f"could not be read ({exc.__class__.__name__}: {exc}); "
+                                                         "please report it as a mailfleet bug"})
+            continue
         if outcome.error:
             errors.append({"file": str(file), "reason": outcome.error})
         reports.extend(report_to_json(r) for r in outcome.reports)
