@@ -20,7 +20,9 @@ from __future__ import annotations
 import gc
 import gzip
 import hashlib
+import marshal
 import multiprocessing
+import pickle
 import resource
 import json
 import sqlite3
@@ -208,16 +210,25 @@ def _worker(
     path: Path, offset: int, sniff: bytes, clock: SyslogClock, next_id: int, open_messages: list,
     host: str | None, pipe: Any,
 ) -> None:  # fmt: skip
-    """Child process: produce batches into the pipe; the parent writes them to SQLite."""
+    """Child process: produce batches into the pipe; the parent writes them to SQLite.
+
+    Rows travel as ``marshal`` (plain tuples, lists, strings, numbers): several times cheaper
+    than pickle on both ends. Frames start with a kind byte: R rows, D done, E error.
+    """
     gc.disable()
     try:
-        producer = Producer(next_id, open_messages, host, lambda batch: pipe.send(("rows", batch)))
+        producer = Producer(
+            next_id, open_messages, host, lambda batch: pipe.send_bytes(b"R" + marshal.dumps(batch))
+        )
         with _open(path) as handle:
             handle.seek(offset)
             totals = produce_file(handle, offset, sniff, clock, producer)
-        pipe.send(("done", totals))
+        pipe.send_bytes(b"D" + pickle.dumps(totals))
     except BaseException as exc:  # report, never hang the parent
-        pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+        try:
+            pipe.send_bytes(b"E" + f"{type(exc).__name__}: {exc}".encode())
+        except OSError:
+            pass
     finally:
         pipe.close()
 
@@ -236,15 +247,17 @@ def _produce_in_child(
     try:
         while True:
             try:
-                kind, payload = receive.recv()
+                frame = receive.recv_bytes()
             except EOFError:
                 raise IngestError(f"the parser process for {path} died; nothing from it was stored.") from None
-            if kind == "rows":
-                store.save_rows(conn, *payload, first_new_id=next_id)
-            elif kind == "done":
-                return payload
+            kind = frame[:1]
+            if kind == b"R":
+                store.save_rows(conn, *marshal.loads(frame[1:]), first_new_id=next_id)
+            elif kind == b"D":
+                return pickle.loads(frame[1:])
             else:
-                raise IngestError(f"parsing {path} failed ({payload}); nothing from it was stored.")
+                reason = frame[1:].decode(errors="replace")
+                raise IngestError(f"parsing {path} failed ({reason}); nothing from it was stored.")
     finally:
         receive.close()
         child.join(timeout=30)
