@@ -113,6 +113,7 @@ def test_summary_per_utc_day(conn: sqlite3.Connection) -> None:
         {"day": "2023-11-16", "domain": "example.com", "source_ip": "192.0.2.1", "messages": 3, "pass": 3, "fail": 0},
     ]
     assert load_summary(conn, since_day=midnight + DAY) == rows[2:]
+    assert load_summary(conn, domain="Example.COM.") == rows and load_summary(conn, domain="other.example") == []
     view = conn.execute("SELECT day, messages, pass, fail FROM daily_source ORDER BY day, source_ip").fetchall()
     assert view[0] == (midnight, 7, 5, 2)
 

@@ -150,9 +150,10 @@ def ingest(c, paths=None, db=None, path=None, quarantine=None, json=False, worke
 
 
 @task(help={"db": "SQLite database", "days": "last N UTC days including today (0 = everything; default 7)",
-            "json": "print [{day, domain, source_ip, messages, pass, fail}]", "now": "pretend it is this epoch"})
+            "json": "print [{day, domain, source_ip, messages, pass, fail}]", "now": "pretend it is this epoch",
+            "domain": "only this policy domain"})
 @reports_errors
-def summary(c, db=None, days=7, json=False, now=None):
+def summary(c, db=None, days=7, json=False, now=None, domain=None):
     """Per UTC day, domain and source IP: messages, DMARC pass and fail."""
     from mailfleet.dmarc.store import SECONDS_PER_DAY, day_floor, load_store, load_summary
 
@@ -162,7 +163,7 @@ def summary(c, db=None, days=7, json=False, now=None):
         if days < 0:
             raise IngestError(f"--days {days} is negative; give 0 for everything or a number of days")
         today = day_floor(int(now) if now else int(time.time()))
-        rows = load_summary(conn, None if days == 0 else today - (days - 1) * SECONDS_PER_DAY)
+        rows = load_summary(conn, None if days == 0 else today - (days - 1) * SECONDS_PER_DAY, domain)
     finally:
         conn.close()
     if json:

@@ -257,10 +257,18 @@ def save_tls_report(conn: sqlite3.Connection, report: TlsReport, ingested_at: in
 
 
 # -- queries --------------------------------------------------------------------------------------
-def load_summary(conn: sqlite3.Connection, since_day: int | None = None) -> list[dict[str, object]]:
+def load_summary(conn: sqlite3.Connection, since_day: int | None = None,
+                 domain: str | None = None) -> list[dict[str, object]]:
     """Per UTC day, policy domain and source IP: messages, DMARC pass, fail (``dmarc.summary``)."""
-    where = "WHERE day >= ?" if since_day is not None else ""
-    params: tuple[int, ...] = (since_day,) if since_day is not None else ()
+    clauses: list[str] = []
+    params: list[object] = []
+    if since_day is not None:
+        clauses.append("day >= ?")
+        params.append(since_day)
+    if domain:
+        clauses.append("domain = ?")
+        params.append(domain.lower().rstrip("."))
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     rows = conn.execute(
         "SELECT strftime('%Y-%m-%d', day, 'unixepoch') AS day, domain, source_ip, SUM(count), "
         "SUM(CASE WHEN dmarc_pass THEN count ELSE 0 END), SUM(CASE WHEN dmarc_pass THEN 0 ELSE count END) "
