@@ -221,3 +221,16 @@ def test_command_line_errors_say_what_to_do(tmp_path: Path, capsys) -> None:
     with pytest.raises((SystemExit, Exit)):
         program.run(["mailfleet", "logs.ingest", str(tmp_path / "nope*.log"), "--db", str(tmp_path / "x.db")], exit=True)
     assert "matches no file" in capsys.readouterr().err
+
+
+def test_trace_text_never_passes_terminal_escapes_through(tmp_path: Path, db) -> None:
+    log = tmp_path / "mx1.log"
+    log.write_text(
+        "Nov 28 06:00:01 mx1 postfix/smtpd[1]: 9A0000000A: client=evil\x1b[2J.example[192.0.2.9]\n"
+        "Nov 28 06:00:02 mx1 postfix/smtp[2]: 9A0000000A: to=<a@b.example>, relay=x[192.0.2.1]:25, delay=1, "
+        "delays=0/0/0.5/0.5, dsn=5.0.0, status=bounced (host x said: 550 \x1b]0;owned\x07 no)\n"
+    )
+    _ingest(db, log)
+    text = render_trace_text(load_trace(db, queue_id="9A0000000A"))
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[2J" in text

@@ -251,3 +251,10 @@ def test_fast_chunk_path_and_per_line_path_store_the_same_rows(tmp_path: Path) -
     for table in ("messages", "deliveries", "rejects"):
         query = f"SELECT * FROM {table} ORDER BY id"
         assert fast.execute(query).fetchall() == slow.execute(query).fetchall(), table
+
+
+def test_a_file_without_newlines_is_skipped_in_bounded_memory(tmp_path: Path) -> None:
+    conn, junk = _fresh(tmp_path), tmp_path / "junk.log"
+    junk.write_bytes(b"x" * (9 << 20) + b"\n" + ("\n".join(_lines(1)) + "\n").encode())
+    counts = save_log_file(conn, junk, reference=REFERENCE, now=0.0, parallel=False)
+    assert counts.events == 4 and counts.unparsed >= 1

@@ -49,6 +49,7 @@ from mailfleet.postfix.parse_line import (
 CHUNK = 4 << 20
 FLUSH_ROWS = 4000
 MAX_API_FILE = 256 << 20
+MAX_LINE = 1 << 20
 SAMPLES = 5
 # Below this many bytes to read, a second process costs more than it saves.
 PARALLEL_MIN_BYTES = 16 << 20
@@ -175,6 +176,11 @@ def _iter_blocks(handle: IO[bytes], consumed: list[int]) -> Iterator[str]:
         data = rest + chunk
         end = data.rfind(b"\n")
         if end == -1:
+            if len(data) > MAX_LINE:  # no log line is this long: binary junk; skip it, count it
+                consumed[0] += len(data)
+                yield "\x00 (over 1 MB without a newline, skipped)\n"
+                rest = b""
+                continue
             rest = data
             continue
         rest = data[end + 1 :]

@@ -99,6 +99,14 @@ def _describe(step: TraceStep) -> str:
     return f"{step.what} at {d.get('stage')}: {d.get('reason')}"
 
 
+_CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def _printable(text: str) -> str:
+    """Log text comes from strangers (HELO names, remote replies): no terminal escapes."""
+    return text.translate(_CONTROL)
+
+
 def render_trace_text(traces: list[list[TracedMessage]]) -> str:
     if not traces:
         return "no message matches"
@@ -109,6 +117,7 @@ def render_trace_text(traces: list[list[TracedMessage]]) -> str:
         lines = [f"Trace {number}: message-id <{message_id or '?'}>  [{hosts}]"]
         for step in _timeline(trace):
             where = f"{step.host}/{step.qid}"
-            lines.append(f"  {iso(step.ts):<24} {where:<28} {_describe(step)}")
+            described = "\n".join(_printable(part) for part in _describe(step).split("\n"))
+            lines.append(f"  {iso(step.ts):<24} {where:<28} {described}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
