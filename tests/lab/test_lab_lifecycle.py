@@ -34,9 +34,10 @@ def machine_snapshot() -> dict[str, object]:
     links = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith(PREFIX))
     mounts = sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
                     if PREFIX in line or line.split()[4] == "/run/netns")
-    iptables = ""
+    iptables: list[str] = []
     if shutil.which("iptables"):
-        iptables = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
+        rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout.splitlines()
+        iptables = [rule for rule in rules if f"{PREFIX}0" in rule]  # other labs come and go meanwhile
     return {"netns": netns, "links": links, "mounts": mounts, "iptables": iptables}
 
 
@@ -77,6 +78,10 @@ def test_up_builds_the_hosts_and_a_second_up_is_a_no_op(isolated_lab) -> None:
     assert state is not None and state.complete
     for record in state.hosts:
         INODES.add(os.stat(f"/run/netns/{record.netns}").st_ino)
+    if shutil.which("iptables") and Path("/proc/sys/net/bridge/bridge-nf-call-iptables").read_text().strip() == "1":
+        # Where bridged frames pass iptables, the lab lets its own bridge's traffic through.
+        assert machine_snapshot()["iptables"] == [
+            f"-A FORWARD -i {PREFIX}0 -o {PREFIX}0 -m comment --comment mailfleet-lab -j ACCEPT"]
     second = isolated_lab.up()
     assert not second.changed and sorted(second.kept) == ["mx1", "relay1"]
     assert run_on(isolated_lab.paths.inventory, "relay1", "hostname").strip() == "relay1"
@@ -202,3 +207,16 @@ def test_down_leaves_the_machine_as_it_was_and_is_safe_twice(isolated_lab) -> No
     assert not isolated_lab.paths.secrets_dir.exists()
     assert isolated_lab.down() is False
     assert machine_snapshot() == BEFORE
+
+
+def test_down_without_inventory_or_state_file_still_removes_everything(isolated_lab) -> None:
+    isolated_lab.up()
+    state = load_state(isolated_lab.paths)
+    assert state is not None
+    inodes = {os.stat(f"/run/netns/{r.netns}").st_ino for r in state.hosts}
+    isolated_lab.paths.inventory.unlink()
+    isolated_lab.paths.state_file.unlink()  # the lab is found by its names alone
+    assert isolated_lab.down() is True
+    assert machine_snapshot() == BEFORE
+    assert lab_processes(isolated_lab.root, inodes) == []
+    assert not isolated_lab.paths.state_dir.exists()
