@@ -20,256 +20,27 @@ from __future__ import annotations
 import gc
 import gzip
 import hashlib
-import marshal
-import multiprocessing
-import pickle
-import resource
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import IO, Any
 
 from mailfleet.errors import IngestError
 from mailfleet.postfix import store
-from mailfleet.postfix.correlate import Correlator
 from mailfleet.postfix.model import IngestCounts
-from mailfleet.postfix.parse_chunk import ChunkScanner
-from mailfleet.postfix.parse_events import parse_event, parse_queue_event
-from mailfleet.postfix.parse_line import (
-    Envelope,
-    SyslogClock,
-    parse_any_line,
-    parse_api_entries,
-    parse_compose_line,
-)
+from mailfleet.postfix.parallel import produce_in_child
+from mailfleet.postfix.parse_line import Envelope, SyslogClock, parse_api_entries
+from mailfleet.postfix.produce import SAMPLES, Producer, Totals, open_log, produce_file
 
-CHUNK = 4 << 20
-FLUSH_ROWS = 4000
 MAX_API_FILE = 256 << 20
-MAX_LINE = 1 << 20
-SAMPLES = 5
 # Below this many bytes to read, a second process costs more than it saves.
 PARALLEL_MIN_BYTES = 16 << 20
 
-Batch = tuple[list, list, list]
-"""``(messages, deliveries, rejects)`` rows, ready for ``store.save_rows``."""
-
-
 def _fingerprint(first_line: bytes) -> str:
     return hashlib.sha256(first_line.rstrip(b"\r\n")).hexdigest()[:32]
-
-
-def _open(path: Path) -> IO[bytes]:
-    raw = path.open("rb")
-    magic = raw.read(2)
-    raw.seek(0)
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
-    return raw
-
-
-@dataclass
-class Totals:
-    """What a producer saw; ``consumed`` is the byte offset after the last complete line."""
-
-    lines: int = 0
-    unparsed: int = 0
-    other: int = 0
-    events: int = 0
-    messages: int = 0
-    deliveries: int = 0
-    rejects: int = 0
-    consumed: int = 0
-    hosts: set[str] = field(default_factory=set)
-    samples: list[str] = field(default_factory=list)
-    peak_rss_mb: float = 0.0
-
-
-class Producer:
-    """Parse → correlate, handing row batches to ``sink``. No SQLite here, so it can run in
-    a separate process while the parent writes the previous batch (two cores, two stages)."""
-
-    def __init__(self, next_id: int, open_messages: list, host_override: str | None, sink: Callable[[Batch], None]):
-        self.correlator = Correlator(next_id, open_messages)
-        self.host_override = host_override
-        self.sink = sink
-        self.totals = Totals()
-
-    def _maybe_flush(self) -> None:
-        if len(self.correlator.deliveries) + len(self.correlator.done) >= FLUSH_ROWS:
-            self.flush()
-
-    def flush(self, final: bool = False) -> None:
-        batch = self.correlator.drain(final)
-        self.totals.deliveries += len(batch[1])
-        self.totals.rejects += len(batch[2])
-        if final or batch[0] or batch[1] or batch[2]:
-            self.sink(batch)
-
-    def feed_envelopes(self, envelopes: Iterable[Envelope | None], raw: Iterable[str] | None = None) -> None:
-        """Per-line path: ``None`` envelopes are unparsed lines (``raw`` gives their text)."""
-        totals = self.totals
-        feed = self.correlator.feed
-        override = self.host_override
-        hosts = totals.hosts
-        raw_lines = iter(raw) if raw is not None else None
-        for envelope in envelopes:
-            line = next(raw_lines) if raw_lines is not None else ""
-            totals.lines += 1
-            if envelope is None:
-                if line.strip():
-                    totals.unparsed += 1
-                    if len(totals.samples) < SAMPLES:
-                        totals.samples.append(line[:200])
-                continue
-            if not envelope[2]:  # stamped, but not a Postfix line
-                totals.other += 1
-                continue
-            host = override or envelope[1]
-            event = parse_event(envelope[0], host, envelope[2], envelope[3])
-            if event is None:
-                totals.other += 1
-                continue
-            totals.events += 1
-            hosts.add(host)
-            feed(event)
-            self._maybe_flush()
-
-    def feed_text(self, text: str, scanner: ChunkScanner) -> None:
-        """Fast path for plain syslog text: only queue-id lines are looked at."""
-        totals = self.totals
-        correlator = self.correlator
-        before_lines, before_unparsed = scanner.lines, scanner.unparsed
-        events = scanner.feed(
-            text, correlator, self.host_override, totals.hosts,
-            lambda: len(correlator.deliveries) >= FLUSH_ROWS or len(correlator.done) >= FLUSH_ROWS, self.flush,
-        )  # fmt: skip
-        self._maybe_flush()
-        lines = scanner.lines - before_lines
-        unparsed = scanner.unparsed - before_unparsed
-        totals.lines += lines
-        totals.unparsed += unparsed
-        totals.events += events
-        totals.other += lines - unparsed - events
-        for sample in scanner.samples[len(totals.samples) :]:
-            totals.samples.append(sample)
-
-    def finish(self, consumed: int) -> Totals:
-        self.flush(final=True)
-        self.totals.messages = self.correlator.message_count
-        self.totals.consumed = consumed
-        self.totals.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        return self.totals
-
-
-def _iter_blocks(handle: IO[bytes], consumed: list[int]) -> Iterator[str]:
-    """Decoded blocks of complete lines from the handle's position; ``consumed[0]`` grows by
-    the bytes handed out (a trailing partial line is left for the next run)."""
-    rest = b""
-    while True:
-        chunk = handle.read(CHUNK)
-        if not chunk:
-            break
-        data = rest + chunk
-        end = data.rfind(b"\n")
-        if end == -1:
-            if len(data) > MAX_LINE:  # no log line is this long: binary junk; skip it, count it
-                consumed[0] += len(data)
-                yield "\x00 (over 1 MB without a newline, skipped)\n"
-                rest = b""
-                continue
-            rest = data
-            continue
-        rest = data[end + 1 :]
-        block = data[: end + 1]
-        consumed[0] += len(block)
-        yield block.decode("utf-8", errors="replace")
-
-
-def produce_file(
-    handle: IO[bytes],
-    offset: int,
-    sniff: bytes,
-    clock: SyslogClock,
-    producer: Producer,
-) -> Totals:
-    """Read from ``offset`` to the last complete line and feed the producer."""
-    consumed = [offset]
-    fast = sniff[:1] != b"{" and parse_compose_line(sniff.decode("utf-8", "replace").rstrip("\r\n"), clock) is None
-    if fast:
-        scanner = ChunkScanner(clock)
-        for block in _iter_blocks(handle, consumed):
-            producer.feed_text(block, scanner)
-    else:
-        for block in _iter_blocks(handle, consumed):
-            lines = block.split("\n")
-            lines.pop()
-            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-            producer.feed_envelopes((parse_any_line(line, clock) for line in lines), lines)
-    return producer.finish(consumed[0])
-
-
-def _worker(
-    path: Path, offset: int, sniff: bytes, clock: SyslogClock, next_id: int, open_messages: list,
-    host: str | None, pipe: Any,
-) -> None:  # fmt: skip
-    """Child process: produce batches into the pipe; the parent writes them to SQLite.
-
-    Rows travel as ``marshal`` (plain tuples, lists, strings, numbers): several times cheaper
-    than pickle on both ends. Frames start with a kind byte: R rows, D done, E error.
-    """
-    gc.disable()
-    try:
-        producer = Producer(
-            next_id, open_messages, host, lambda batch: pipe.send_bytes(b"R" + marshal.dumps(batch))
-        )
-        with _open(path) as handle:
-            handle.seek(offset)
-            totals = produce_file(handle, offset, sniff, clock, producer)
-        pipe.send_bytes(b"D" + pickle.dumps(totals))
-    except BaseException as exc:  # report, never hang the parent
-        try:
-            pipe.send_bytes(b"E" + f"{type(exc).__name__}: {exc}".encode())
-        except OSError:
-            pass
-    finally:
-        pipe.close()
-
-
-def _produce_in_child(
-    conn: sqlite3.Connection, path: Path, offset: int, sniff: bytes, clock: SyslogClock, next_id: int,
-    open_messages: list, host: str | None,
-) -> Totals:  # fmt: skip
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_worker, args=(path, offset, sniff, clock, next_id, open_messages, host, send), daemon=True
-    )
-    child.start()
-    send.close()
-    try:
-        while True:
-            try:
-                frame = receive.recv_bytes()
-            except EOFError:
-                raise IngestError(f"the parser process for {path} died; nothing from it was stored.") from None
-            kind = frame[:1]
-            if kind == b"R":
-                store.save_rows(conn, *marshal.loads(frame[1:]), first_new_id=next_id)
-            elif kind == b"D":
-                return pickle.loads(frame[1:])
-            else:
-                reason = frame[1:].decode(errors="replace")
-                raise IngestError(f"parsing {path} failed ({reason}); nothing from it was stored.")
-    finally:
-        receive.close()
-        child.join(timeout=30)
-        if child.is_alive():
-            child.kill()
-            child.join()
 
 
 class LineFeeder:
@@ -331,7 +102,7 @@ def save_log_file(
         reference = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
     clock = SyslogClock(reference, zone)
     try:
-        with _open(path) as handle:
+        with open_log(path) as handle:
             first = handle.readline(1 << 16)
             if not first.strip():
                 return IngestCounts(source=str(path), note="empty file")
@@ -361,7 +132,7 @@ def save_log_file(
                 gc.disable()
                 try:
                     if parallel:
-                        totals = _produce_in_child(
+                        totals = produce_in_child(
                             conn, path, offset, first, clock, first_message_id, open_messages, host
                         )
                     else:
