@@ -43,7 +43,7 @@ def fetch_api_endpoint(conn: Connection, host: Host, fleet: Fleet) -> ApiEndpoin
     conf = shlex.quote(f"{install_dir}/mailcow.conf")
     command = (f"cat {cert} 2>/dev/null; echo {_MARK}; "
                f"sed -n 's/^MAILCOW_HOSTNAME=//p' {conf} 2>/dev/null | tail -n 1")
-    result = conn.run(command, hide=True, warn=True, timeout=30)
+    result = conn.run(command, hide=True, warn=True, timeout=30, in_stream=False)
     cert_pem, _, rest = result.stdout.partition(_MARK)
     mailcow_hostname = rest.strip().strip("\"'") or host.hostname
     if "BEGIN CERTIFICATE" not in cert_pem:
