@@ -1,8 +1,8 @@
 """``dmarc.*`` tasks: parse, ingest, summary, alerts, fetch (IMAP), enrich.
 
-Invoke has no variadic positional arguments, so ``FILE...``/``PATH...`` is one positional
-argument holding one or more paths separated by commas; each may be a file, a directory
-(walked recursively) or a quoted glob. ``--path`` may also be repeated.
+``dmarc.parse FILE...`` and ``dmarc.ingest PATH...`` take any number of paths (the variadic
+rewrite in ``cli/program.py`` turns extra words into repeated ``--path``); each may also hold
+several paths separated by commas, a directory (walked recursively) or a quoted glob.
 """
 
 from __future__ import annotations
@@ -280,6 +280,10 @@ def _existing_db(db: str | None) -> Path:
     if not path.exists():
         raise IngestError(f"{path} does not exist; ingest reports first with `mailfleet dmarc.ingest PATH --db {path}`")
     return path
+
+
+parse.variadic = "path"  # dmarc.parse FILE... (see cli/program.py)
+ingest.variadic = "path"
 
 
 def register(ns: Collection) -> None:
