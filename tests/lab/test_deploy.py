@@ -150,3 +150,40 @@ def test_a_wrong_pinned_key_is_refused_and_the_others_still_deploy(deployed: Pat
     assert "relay2: FAILED - relay2: HOST KEY CHANGED" in text
     assert "mx1: ok, nothing to change" in text
     assert "6 host(s): 5 ok, 1 failed" in text
+
+
+def test_inbound_host_gets_relayhosts_and_its_domains_point_at_their_relays(deployed: Path) -> None:
+    """Wiring through the API: a domain served by mx1 leaves through its transactional relay."""
+    from mailfleet.mailcow import open_api
+
+    domain = f"wired-{os.getpid()}.lab.mailfleet.test"
+    text = deployed.read_text()
+    entry = f"  {domain}:\n    inbound: {{mx1: 10}}\n    relay: relay1\n    transactional_relay: tx1\n"
+    text = text.replace("\ndomains: {}\n", "\ndomains:\n" + entry) if "\ndomains: {}" in text else \
+        (text.replace("\ndomains:\n", "\ndomains:\n" + entry, 1) if "\ndomains:\n" in text else text + "\ndomains:\n" + entry)
+    copy = deployed.with_name(f"lab-wiring-{os.getpid()}.yaml")
+    copy.write_text(text)
+    inv = load_valid_inventory(copy)
+    assert inv.fleet is not None and inv.fleet.domain(domain) is not None
+    nexthop = f"[{inv.fleet.hosts['tx1'].address}]:25"
+    with open_api("mx1", inv) as api:
+        existing = {r["hostname"]: r["id"] for r in api.get_relayhosts()}
+        api.add_domain(domain, key_size=0, restart_sogo=0)
+    try:
+        code, report, err = deploy(copy, "--host", "mx1", "--json")
+        assert code == 0, (report, err)
+        changes = changed_steps(report["hosts"]["mx1"]).get("relayhosts", [])
+        assert f"{domain}: relayhost -> {nexthop}" in changes
+        with open_api("mx1", inv) as api:
+            ids = {r["hostname"]: str(r["id"]) for r in api.get_relayhosts()}
+            record = api.get_domain(domain)
+        assert record is not None and str(record["relayhost"]) == ids[nexthop]
+        code, report, _ = deploy(copy, "--host", "mx1", "--json")
+        assert code == 0 and report["hosts"]["mx1"]["changes"] == 0, report
+    finally:
+        with open_api("mx1", inv) as api:
+            api.delete_domain(domain)
+            created = [int(r["id"]) for r in api.get_relayhosts() if r["hostname"] not in existing]
+            if created:
+                api.delete_relayhost(*created)
+        copy.unlink()
