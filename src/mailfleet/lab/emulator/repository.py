@@ -9,6 +9,7 @@ changes what runs on the host.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -63,6 +64,18 @@ def _write_version(work: Path, version: EmulatedVersion) -> None:
         (work / directory / ".gitkeep").write_text("")
 
 
+FINGERPRINT_FILE = "mailcow-emulator-source.sha256"
+
+
+def source_fingerprint(versions: tuple[EmulatedVersion, ...]) -> str:
+    """A digest of everything a build puts into the repository; a new one means rebuild."""
+    digest = hashlib.sha256(repr(versions).encode())
+    for source in sorted([*TREE.rglob("*"), *RUNTIME.glob("*.py"), HERE / "render_tree.py"]):
+        if source.is_file() and "__pycache__" not in source.parts:
+            digest.update(source.relative_to(HERE).as_posix().encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
 def existing_tags(dest: Path) -> list[str]:
     if not (dest / "HEAD").exists():
         return []
@@ -73,12 +86,14 @@ def existing_tags(dest: Path) -> list[str]:
 def build_mailcow_repository(dest: Path, versions: tuple[EmulatedVersion, ...] = VERSIONS) -> list[str]:
     """Create the bare repository at ``dest`` (idempotent) and return its tags, oldest first.
 
-    An existing repository with every tag is kept as is (a lab host's clone keeps working); a
-    partial one is replaced. The build happens in a temporary directory and is moved into place
+    An existing repository built from the same sources (same fingerprint, every tag) is kept
+    as is; a partial or outdated one is replaced, so a changed emulator never runs stale. The build happens in a temporary directory and is moved into place
     at the end, so an interrupted build leaves nothing half-done at ``dest``.
     """
     wanted = [v.tag for v in versions]
-    if existing_tags(dest) == wanted:
+    fingerprint = source_fingerprint(versions)
+    stamp = dest / FINGERPRINT_FILE
+    if existing_tags(dest) == wanted and stamp.exists() and stamp.read_text().strip() == fingerprint:
         return wanted
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mailcow-emulator-build-", dir=dest.parent) as tmp:
@@ -97,6 +112,7 @@ def build_mailcow_repository(dest: Path, versions: tuple[EmulatedVersion, ...] =
             _git(work, "tag", "-a", version.tag, "-m", f"Release {version.tag} (mailcow emulator)", env=env)
         bare = Path(tmp) / "bare.git"
         _git(Path(tmp), "clone", "-q", "--bare", str(work), str(bare), env=base_env)
+        (bare / FINGERPRINT_FILE).write_text(fingerprint + "\n")
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(bare, dest)

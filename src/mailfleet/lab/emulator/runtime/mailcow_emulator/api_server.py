@@ -248,7 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     ssl_dir = emulator.project_dir / "data/assets/ssl"
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(ssl_dir / "cert.pem", ssl_dir / "key.pem")
-    server = ThreadingHTTPServer((bind, port), make_handler(emulator))
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 128  # nginx accepts bursts; the default backlog of 5 drops them
+
+    server = Server((bind, port), make_handler(emulator))
     server.daemon_threads = True
     server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     if args.pid_file:

@@ -8,6 +8,7 @@ touched: main.cf is rendered into ``<state>/postfix-etc`` and checked with ``pos
 
 from __future__ import annotations
 
+import grp
 import os
 import pty
 import select
@@ -88,6 +89,11 @@ def write_maps(paths: ProjectPaths, db: dict[str, Any]) -> None:
     tmp = passwd.with_name(".passwd.tmp")
     tmp.write_text(render_passwd_file(db, str(paths.vmail)))
     tmp.chmod(0o640)
+    if host_services_enabled():  # Dovecot's auth process runs as user dovecot and must read it
+        try:
+            os.chown(tmp, 0, grp.getgrnam("dovecot").gr_gid)
+        except KeyError:
+            tmp.chmod(0o644)
     os.replace(tmp, passwd)
 
 
