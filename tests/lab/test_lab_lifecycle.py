@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from lab_helpers import run_on
 
-from mailfleet.lab import boot, network
+from mailfleet.lab import boot, network, parse_probe
 from mailfleet.lab.faults import apply_fault, faults_file, heal_lab
 from mailfleet.lab.state import load_state
 from mailfleet.lab.system import pids_in_netns, wait_until
@@ -164,6 +164,40 @@ def test_emulator_faults_are_written_for_the_emulator_and_healed(isolated_lab) -
     finally:
         heal_lab(isolated_lab.paths, say=lambda _: None)
     assert not path.exists()
+
+
+def _api_status(address: str) -> int:
+    import requests
+    import urllib3
+
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    try:  # the emulator's certificate is self-signed, like a fresh Mailcow's
+        return requests.get(f"https://{address}/api/v1/get/status/version", verify=False, timeout=10).status_code
+    except requests.RequestException:
+        return 0
+
+
+def test_heal_restarts_an_installed_emulated_mailcow_and_api_faults_bite(isolated_lab) -> None:
+    """A crashed host with Mailcow comes back with its containers, as dockerd restarts them."""
+    inventory = isolated_lab.paths.inventory
+    repo = isolated_lab.paths.mailcow_repository.as_uri()
+    run_on(inventory, "mx1", "cd /opt && git -c advice.detachedHead=false clone -q -b 2026-07a "
+                             f"{repo} mailcow-dockerized && cd mailcow-dockerized && "
+                             "MAILCOW_HOSTNAME=mx1.lab.mailfleet.test MAILCOW_TZ=UTC ./generate_config.sh "
+                             "</dev/null >/var/log/mailcow-install.log 2>&1 && "
+                             "docker compose up -d </dev/null >>/var/log/mailcow-install.log 2>&1", timeout=120)
+    assert _api_status("10.79.0.11") == 401  # up, and it wants an API key
+    try:
+        apply_fault(isolated_lab.paths, "mx1", "down", say=lambda _: None)
+        assert _api_status("10.79.0.11") == 0
+        heal_lab(isolated_lab.paths, "mx1", say=lambda _: None)
+        assert _api_status("10.79.0.11") == 401  # heal waited for it
+        apply_fault(isolated_lab.paths, "mx1", "api-errors", mode="500", say=lambda _: None)
+        assert _api_status("10.79.0.11") == 500
+    finally:
+        heal_lab(isolated_lab.paths, say=lambda _: None)
+    assert _api_status("10.79.0.11") == 401
+    assert "mailcow_api=up" in run_on(inventory, "mx1", parse_probe.render_probe_command("/opt/mailcow-dockerized", 443))
 
 
 def test_up_recovers_killed_hosts_and_a_stale_namespace(isolated_lab) -> None:

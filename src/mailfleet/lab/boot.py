@@ -107,8 +107,41 @@ def service_ports(host: LabHost | HostRecord) -> list[tuple[str, int, bytes]]:
     return ports
 
 
-def wait_host_ready(host: LabHost | HostRecord, host_dir: Path, deadline: float) -> None:
-    """Wait until sshd, Postfix and (on inbound hosts) Dovecot greet on the host's address."""
+def _connects(address: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def mailcow_https_port(host_dir: Path, install_dir: str) -> int | None:
+    """The HTTPS port of an emulated Mailcow installed on the host (its mailcow.conf, read from
+    the machine side of the host's /opt), or None when none is installed there."""
+    if not install_dir.startswith("/opt/"):
+        return None
+    conf = host_dir / "opt" / install_dir.removeprefix("/opt/") / "mailcow.conf"
+    try:
+        text = conf.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "HTTPS_PORT" and value.strip().isdigit():
+            return int(value.strip())
+    return 443
+
+
+def wait_host_ready(host: LabHost | HostRecord, host_dir: Path, deadline: float, install_dir: str = "") -> None:
+    """Wait until sshd, Postfix and (on inbound hosts) Dovecot greet on the host's address, and
+    an installed (emulated) Mailcow's HTTPS port accepts connections."""
+    https = mailcow_https_port(host_dir, install_dir) if install_dir else None
+    if https is not None:
+        remaining = max(0.1, deadline - time.monotonic())
+        if not wait_until(lambda: _connects(host.address, https), remaining, 0.1):
+            raise LabError(
+                f"{host.name}: the emulated Mailcow does not accept connections on {host.address}:{https} after "
+                f"booting; see {host_dir / 'log' / 'lab-boot.log'}")
     for service, port, expect in service_ports(host):
         remaining = max(0.1, deadline - time.monotonic())
         if not wait_until(lambda: _banner(host.address, port, expect, 1.0), remaining, 0.1):

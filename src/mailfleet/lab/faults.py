@@ -120,7 +120,7 @@ def heal_lab(paths: LabPaths, host: str | None = None, say=print) -> list[str]:
         faults = {k: v for k, v in state.faults.items() if host and k != host}
         save_state(paths, replace(state, hosts=tuple(updated[r.name] for r in state.hosts), faults=faults))
         for lab_host, _ in restarted:
-            boot.wait_host_ready(lab_host, paths.host_dir(lab_host.name), deadline)
+            boot.wait_host_ready(lab_host, paths.host_dir(lab_host.name), deadline, state.install_dir)
     if done:
         for line in done:
             say(line)

@@ -170,7 +170,7 @@ def _build(paths: LabPaths, space: LabSpace, planned: list[LabHost], state: LabS
 
     deadline = time.monotonic() + boot.READY_TIMEOUT
     for host in started:
-        boot.wait_host_ready(host, paths.host_dir(host.name), deadline)
+        boot.wait_host_ready(host, paths.host_dir(host.name), deadline, install_dir)
 
     _save_inventory(paths, space, planned, host_keys, tags)
     new_state = replace(new_state, hosts=tuple(records[h.name] for h in planned), complete=True, faults={})
