@@ -234,3 +234,9 @@ def test_trace_text_never_passes_terminal_escapes_through(tmp_path: Path, db) ->
     text = render_trace_text(load_trace(db, queue_id="9A0000000A"))
     assert "\x1b" not in text and "\x07" not in text
     assert "\\x1b[2J" in text
+
+
+def test_help_is_shown_not_eaten_as_an_argument(capsys) -> None:
+    assert "Usage: mailfleet logs.ingest FILES --db FILE" in _run(["logs.ingest", "--help"], capsys)
+    for task in ("logs.summary", "logs.pull", "trace"):
+        assert "Docstring:" in _run([task, "--help"], capsys)

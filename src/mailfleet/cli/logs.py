@@ -28,6 +28,24 @@ from mailfleet.postfix.summary import load_summary
 from mailfleet.postfix.trace import load_trace
 
 
+INGEST_USAGE = """Usage: mailfleet logs.ingest FILES --db FILE [--host NAME] [--tz ZONE] [--inventory PATH] [--json]
+
+Ingest Postfix logs (syslog, RFC 3339, maillog_file, Docker json-file, Mailcow API JSON).
+
+  FILES             paths, comma-separated; quoted globs allowed ('/var/log/mail.log*'); .gz read
+  --db FILE         SQLite log store (created if missing)
+  --host NAME       tag every line with this host (Docker logs, Mailcow API JSON)
+  --tz ZONE         zone of year-less syslog stamps (default UTC)
+  --inventory PATH  map relay addresses to fleet hosts with this inventory
+  --json            print the per-file counts as JSON"""
+
+
+def _require_db(db: str | None) -> str:
+    if not db:
+        raise MailfleetError("--db FILE is required: the SQLite log store (e.g. --db var/logs.db).")
+    return db
+
+
 def _rotation_key(path: str) -> tuple[int, str]:
     """``mail.log.3.gz`` before ``mail.log.2`` before ``mail.log``: oldest first."""
     found = re.search(r"\.(\d+)(?:\.gz)?$", path)
@@ -110,9 +128,13 @@ def _print_counts(rows: list[dict[str, Any]], as_json: bool) -> None:
     },
 )
 @reports_errors
-def ingest(c, files, db, host=None, tz="UTC", inventory=None, json=False):
+def ingest(c, files=None, db=None, host=None, tz="UTC", inventory=None, json=False):
     """Ingest Postfix logs (syslog, RFC 3339, maillog_file, Docker json-file, Mailcow API JSON)."""
+    if files in (None, "-h", "--help"):  # Invoke hands --help to a missing positional
+        print(INGEST_USAGE)
+        return
     paths = expand_files(files)
+    db = _require_db(db)
     zone = _zone(tz)
     conn = store.load_store(db)
     try:
@@ -137,7 +159,7 @@ def ingest(c, files, db, host=None, tz="UTC", inventory=None, json=False):
     }
 )
 @reports_errors
-def pull(c, db, host=None, all=False, inventory=None, since=None, json=False):
+def pull(c, db=None, host=None, all=False, inventory=None, since=None, json=False):
     """Pull the postfix-mailcow container's log from hosts over SSH and ingest it, host by host.
 
     Every host's outcome is reported; one host's failure stores nothing for that host and
@@ -146,6 +168,7 @@ def pull(c, db, host=None, all=False, inventory=None, since=None, json=False):
     from mailfleet.postfix.pull import SshLineSource, save_pulled_logs
     from mailfleet.ssh import open_connection
 
+    db = _require_db(db)
     now = time.time()
     inv, pairs = _inventory_addresses(default_inventory_path(inventory))
     if all:  # every host that runs Mailcow: inbound and outbound relays, not monitoring-only hosts
@@ -200,8 +223,9 @@ def pull(c, db, host=None, all=False, inventory=None, since=None, json=False):
     }
 )
 @reports_errors
-def summary(c, db, json=False, since=None, top=10):
+def summary(c, db=None, json=False, since=None, top=10):
     """Fleet-wide totals, per day, per domain, per relay, deferral reasons, queue delay per transport."""
+    db = _require_db(db)
     start = parse_since(since, time.time()) if since else None
     conn = store.load_store(db, create=False)
     try:
@@ -227,8 +251,9 @@ def summary(c, db, json=False, since=None, top=10):
     }
 )
 @reports_errors
-def trace(c, db, message_id=None, queue_id=None, sender=None, recipient=None, since=None, limit=20, json=False):
+def trace(c, db=None, message_id=None, queue_id=None, sender=None, recipient=None, since=None, limit=20, json=False):
     """One message's path across the fleet: accepted, each attempt, hand-offs, bounce, removal."""
+    db = _require_db(db)
     start = parse_since(since, time.time()) if since else None
     conn = store.load_store(db, create=False)
     try:
