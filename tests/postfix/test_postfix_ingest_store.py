@@ -258,3 +258,17 @@ def test_a_file_without_newlines_is_skipped_in_bounded_memory(tmp_path: Path) ->
     junk.write_bytes(b"x" * (9 << 20) + b"\n" + ("\n".join(_lines(1)) + "\n").encode())
     counts = save_log_file(conn, junk, reference=REFERENCE, now=0.0, parallel=False)
     assert counts.events == 4 and counts.unparsed >= 1
+
+
+def test_year_less_lines_take_their_year_from_the_files_mtime_across_new_year(tmp_path: Path) -> None:
+    conn, log = _fresh(tmp_path), tmp_path / "mail.log"
+    _write(log, [
+        "Dec 31 23:59:58 mx1 postfix/smtpd[1]: 7A0000000A: client=c.example[192.0.2.1]",
+        "Jan  1 00:00:02 mx1 postfix/qmgr[2]: 7A0000000A: removed",
+    ])
+    new_year = datetime(2027, 1, 1, 0, 5, tzinfo=timezone.utc).timestamp()
+    os.utime(log, (new_year, new_year))
+    save_log_file(conn, log, now=0.0)  # no reference given: the mtime is the reference
+    first, removed = conn.execute("SELECT first_ts, removed_ts FROM messages").fetchone()
+    assert datetime.fromtimestamp(first, tz=timezone.utc) == datetime(2026, 12, 31, 23, 59, 58, tzinfo=timezone.utc)
+    assert removed - first == 4
