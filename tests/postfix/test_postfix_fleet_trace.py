@@ -240,3 +240,15 @@ def test_help_is_shown_not_eaten_as_an_argument(capsys) -> None:
     assert "Usage: mailfleet logs.ingest FILES --db FILE" in _run(["logs.ingest", "--help"], capsys)
     for task in ("logs.summary", "logs.pull", "trace"):
         assert "Docstring:" in _run([task, "--help"], capsys)
+
+
+def test_queue_delay_series_per_hour_and_transport(tmp_path: Path, db) -> None:
+    from mailfleet.postfix.summary import load_queue_delay_series
+
+    _ingest(db, *_logs(tmp_path))
+    series = load_queue_delay_series(db)
+    assert {(row["bucket"], row["transport"]) for row in series} == {
+        ("2026-11-28T06:00:00Z", "smtp"), ("2026-11-28T06:00:00Z", "bulk"), ("2026-11-28T06:00:00Z", "lmtp"),
+    }
+    bulk = next(row for row in series if row["transport"] == "bulk")
+    assert (bulk["deliveries"], bulk["b_max"]) == (1, 8.5)

@@ -179,3 +179,31 @@ def load_queue_delay(conn: sqlite3.Connection, ts_min: float = float("-inf")) ->
              "b_p95": _percentile(values, 0.95), "b_max": values[-1]}  # fmt: skip
         )
     return result
+
+
+def load_queue_delay_series(
+    conn: sqlite3.Connection, since: float | None = None, bucket: int = 3600
+) -> list[dict[str, Any]]:
+    """Per time bucket (default hourly, UTC) and transport: attempts and p50/p95/max of ``b``.
+
+    The chart that shows starvation: transactional ``b`` climbing while ``bulk`` is busy.
+    For dashboards and the HTML report; ``relay=none`` rows are left out as above.
+    """
+    from datetime import datetime, timezone
+
+    per: dict[tuple[int, str], list[float]] = {}
+    for start, transport, b in conn.execute(
+        "SELECT CAST(ts / ? AS INTEGER) * ?, transport, b FROM deliveries "
+        "WHERE b IS NOT NULL AND relay != 'none' AND ts >= ?",
+        (bucket, bucket, since if since is not None else float("-inf")),
+    ):
+        per.setdefault((start, transport), []).append(b)
+    series = []
+    for (start, transport), values in sorted(per.items()):
+        values.sort()
+        series.append(
+            {"bucket": datetime.fromtimestamp(start, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
+             "transport": transport, "deliveries": len(values), "b_p50": _percentile(values, 0.5),
+             "b_p95": _percentile(values, 0.95), "b_max": values[-1]}  # fmt: skip
+        )
+    return series
