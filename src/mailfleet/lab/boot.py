@@ -68,8 +68,10 @@ def apply_host_start(host: LabHost, host_dir: Path) -> HostRecord:
 
 def host_running(record: HostRecord) -> bool:
     """The recorded init is alive (same start time, so not a reused PID) and in the host's namespace."""
-    return proc_alive(record.init_pid, record.init_start) and \
-        proc_netns_inode(record.init_pid) == netns_inode(record.netns) is not None
+    if not proc_alive(record.init_pid, record.init_start):
+        return False
+    inode = netns_inode(record.netns)
+    return inode is not None and proc_netns_inode(record.init_pid) == inode
 
 
 def apply_host_stop(record: HostRecord, timeout: float = 10.0) -> None:

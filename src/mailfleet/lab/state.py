@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -98,7 +99,6 @@ def lab_lock(paths: LabPaths) -> Iterator[None]:
     """Hold the lab's lock; a second command waits for the first (bounded) instead of racing it."""
     paths.lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(paths.lock_file, "a") as handle:
-        import time
         deadline = time.monotonic() + 300
         while True:
             try:
