@@ -153,3 +153,19 @@ def test_json_and_table_carry_every_record(fleet, public_key) -> None:
     assert {"name", "type", "value", "ttl", "why", "level", "in_zone"} <= set(data["records"][0])
     table = render_table(records)
     assert "REQUIRED" in table and "ADVICE" in table and table.count("why: ") == len(records.records)
+
+
+def test_octodns_itself_loads_the_octodns_output(fleet, public_key, tmp_path) -> None:
+    """octoDNS's own YamlProvider reads and validates what `--format octodns` prints."""
+    yaml_provider = pytest.importorskip("octodns.provider.yaml", reason="octodns is a test dependency")
+    from octodns.zone import Zone
+
+    records = plan_records(fleet, fleet.domains["example.com"], [DkimPublication("s2026", public_key)])
+    (tmp_path / "example.com.yaml").write_text(render_octodns(records))
+    zone = Zone("example.com.", [])
+    yaml_provider.YamlProvider("mailfleet", str(tmp_path)).populate(zone)
+    loaded = {(r.name, r._type) for r in zone.records}
+    expected = {(r.relative_to("example.com").replace("@", ""), r.rtype) for r in records.in_zone() if not r.pending}
+    assert loaded == expected
+    dkim = next(r for r in zone.records if r.name == "s2026._domainkey")
+    assert dkim.values[0].replace("\\;", ";") == f"v=DKIM1; k=rsa; p={public_key}"
