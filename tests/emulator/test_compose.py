@@ -120,3 +120,27 @@ def test_shim_is_stdlib_only_under_the_host_python() -> None:
     from mailfleet.lab.emulator import docker_shim_path
 
     assert docker_shim_path() == shim
+
+
+def test_api_keys_are_reread_at_up_like_php_fpm(stack: Path, shim_env: dict[str, str]) -> None:
+    import warnings
+
+    import requests
+
+    assert docker(stack, shim_env, "compose", "up", "-d").returncode == 0
+    conf = (stack / "mailcow.conf").read_text()
+    port = next(l for l in conf.splitlines() if l.startswith("HTTPS_PORT="))[11:]
+    url = f"https://127.0.0.1:{port}/api/v1/get/status/version"
+
+    def status(key: str) -> int:
+        with warnings.catch_warnings():  # snake-oil certificate for mail.lab.test
+            warnings.simplefilter("ignore")
+            return requests.get(url, headers={"X-API-Key": key}, verify=False, timeout=30).status_code
+
+    from emulator_support import RW_KEY
+
+    assert status(RW_KEY) == 200
+    (stack / "mailcow.conf").write_text(conf.replace(f"API_KEY={RW_KEY}", "API_KEY=rotated-Key-42"))
+    assert status("rotated-Key-42") == 401  # the running php-fpm still has the old environment
+    assert docker(stack, shim_env, "compose", "up", "-d").returncode == 0
+    assert status("rotated-Key-42") == 200 and status(RW_KEY) == 401

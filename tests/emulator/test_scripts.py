@@ -186,3 +186,20 @@ def test_backup_contents_include_the_dkim_store(checkout: Path, shim_env: dict[s
     relative = run(checkout, dict(env, MAILCOW_BACKUP_LOCATION="backups"), "./helper-scripts/backup_and_restore.sh",
                    "backup", "redis")
     assert relative.returncode == 1 and "absolute path" in relative.stdout
+
+
+def test_update_hooks_prefetch_and_skip_start(checkout: Path, shim_env: dict[str, str]) -> None:
+    assert generate_config(checkout, shim_env).returncode == 0
+    configure_api(checkout, free_port())
+    (checkout / "pre_update_hook.sh").write_text("#!/bin/sh\necho pre >> hooks.log\n")
+    (checkout / "post_update_hook.sh").write_text("#!/bin/sh\necho post >> hooks.log\n")
+    for hook in ("pre_update_hook.sh", "post_update_hook.sh"):
+        (checkout / hook).chmod(0o755)
+    subprocess.run(["git", "checkout", "-q", "origin/master", "--", "_modules", "update.sh"], cwd=checkout, check=True)
+    prefetch = run(checkout, shim_env, "./update.sh", "--prefetch")
+    assert prefetch.returncode == 0 and "ghcr.io/mailcow/postfix:3.10.14-1" in prefetch.stdout
+    assert (checkout / "hooks.log").read_text() == "pre\n"
+    done = run(checkout, shim_env, "./update.sh", "--force", "--skip-ping-check", "--skip-start")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (checkout / "hooks.log").read_text() == "pre\npre\npost\n"
+    assert docker(checkout, shim_env, "compose", "ps", "--format", "json").stdout.strip() == ""

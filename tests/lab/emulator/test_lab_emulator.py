@@ -156,6 +156,29 @@ def test_mail_from_relay1_reaches_a_mailbox_created_through_the_api_on_mx1(emula
             imap.login(f"alice@{DOMAIN}", "wrong-password")
 
 
+def test_a_dead_dovecot_is_restarted_by_up_and_serves_imaps(emulator_lab: EmulatorLab) -> None:
+    import ssl
+
+    lab = emulator_lab
+    compose = "cd /opt/mailcow-dockerized && docker compose"
+    lab.run("mx1", "kill $(cat /var/lib/docker/mailcow-emulator/mailcowdockerized/dovecot/run/master.pid)")
+    deadline = time.monotonic() + 10
+    state = ""
+    while time.monotonic() < deadline and state != "exited":
+        rows = [json.loads(l) for l in lab.run("mx1", f"{compose} ps -a --format json dovecot-mailcow").splitlines()]
+        state = rows[0]["State"]
+        time.sleep(0.2)
+    assert state == "exited"
+    assert lab.api("mx1", "GET", "get/status/containers")["dovecot-mailcow"]["state"] == "exited"
+    lab.run("mx1", f"{compose} up -d 2>&1")
+    assert lab.api("mx1", "GET", "get/status/containers")["dovecot-mailcow"]["state"] == "running"
+    context = ssl.create_default_context(cadata=lab.run("mx1", "cat /opt/mailcow-dockerized/data/assets/ssl/cert.pem"))
+    context.check_hostname = False  # the snake-oil certificate names mx1's FQDN; we dial its address
+    mx1 = lab.inventory().fleet.hosts["mx1"].address
+    with imaplib.IMAP4_SSL(mx1, 993, ssl_context=context, timeout=10) as imap:
+        assert imap.login(f"alice@{DOMAIN}", PASSWORD)[0] == "OK"
+
+
 def test_api_fault_answers_500_and_heals(emulator_lab: EmulatorLab) -> None:
     lab = emulator_lab
     faults = "/var/lib/docker/mailcow-emulator/faults.json"

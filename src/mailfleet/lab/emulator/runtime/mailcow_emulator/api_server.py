@@ -165,7 +165,12 @@ class Emulator:
 
     def containers(self) -> dict[str, Any]:
         state = load_json(self.paths.containers_file, {}).get("services", {})
-        return {name: {"type": "info", "container": name, "state": s["state"], "started_at": s["started_at"],
+        def state_of(name: str, s: dict[str, Any]) -> str:
+            if s["state"] == "running" and not realise.host_service_alive(self.paths, name):
+                return "exited"
+            return s["state"]
+
+        return {name: {"type": "info", "container": name, "state": state_of(name, s), "started_at": s["started_at"],
                        "image": s["image"]} for name, s in sorted(state.items())}
 
     def vmail_status(self) -> dict[str, Any]:

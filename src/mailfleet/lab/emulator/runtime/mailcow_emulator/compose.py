@@ -233,6 +233,13 @@ def stop_service(project: Project, service: str) -> None:
     project.log(service, f"mailcow emulator: {service} stopped")
 
 
+def service_alive(project: Project, service: str) -> bool:
+    """Does the process behind a service still run? Services without a process always do."""
+    if service == "nginx-mailcow":
+        return bool(_pid_alive(project.paths.api_pid_file))
+    return realise.host_service_alive(project.paths, service)
+
+
 def _record(state: dict[str, Any], project: Project, service: str, status: str) -> None:
     previous = state["services"].get(service, {})
     state["services"][service] = {
@@ -290,8 +297,8 @@ def cmd_up(project: Project, args: list[str]) -> int:
         fresh = current is None or current["state"] != "running" or current["image"] != image
         if service in API_SERVICES and api_env_changed:
             fresh = True
-        if service == "nginx-mailcow" and not _pid_alive(project.paths.api_pid_file):
-            fresh = True
+        if not fresh and not service_alive(project, service):
+            fresh = True  # the process died (host rebooted, killed): docker would restart it
         if not fresh:
             say(f" Container {project.container(service)}  Running")
             continue
@@ -349,14 +356,19 @@ def cmd_ps(project: Project, args: list[str]) -> int:
             continue
         if s["state"] != "running" and not show_all:
             continue
-        status = "Up" if s["state"] == "running" else f"Restarting ({s.get('exit_code', 1)})"
+        state_now = s["state"]
+        if state_now == "running" and not service_alive(project, service):
+            state_now = "exited"  # its process died; `up -d` starts it again
+            if not show_all:
+                continue
+        status = {"running": "Up", "exited": "Exited (137)"}.get(state_now, f"Restarting ({s.get('exit_code', 1)})")
         rows.append({
             "Command": '"mailcow-emulator"', "CreatedAt": s["created_at"], "ExitCode": s.get("exit_code", 0),
             "Health": "", "ID": f"{abs(hash(project.container(service))) % 16**12:012x}",
             "Image": s["image"], "Labels": f"com.docker.compose.project={project.name},com.docker.compose.service={service}",
             "LocalVolumes": "0", "Mounts": "", "Name": project.container(service), "Names": project.container(service),
             "Networks": f"{project.name}_mailcow-network", "Ports": "", "Project": project.name, "Publishers": [],
-            "RunningFor": "mailcow emulator", "Service": service, "Size": "0B", "State": s["state"], "Status": status,
+            "RunningFor": "mailcow emulator", "Service": service, "Size": "0B", "State": state_now, "Status": status,
         })
     if "-q" in args or "--quiet" in args:
         print("\n".join(r["ID"] for r in rows))

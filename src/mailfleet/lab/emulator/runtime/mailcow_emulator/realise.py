@@ -261,6 +261,18 @@ def stop_dovecot(paths: ProjectPaths) -> None:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
 
 
+def host_service_alive(paths: ProjectPaths, service: str) -> bool:
+    """Is the host process behind postfix-mailcow / dovecot-mailcow running?"""
+    if not host_services_enabled():
+        return True
+    if service == "postfix-mailcow":
+        return postfix_running(postfix_dir(paths))
+    if service == "dovecot-mailcow":
+        pid_file = paths.dovecot_dir / "run" / "master.pid"
+        return pid_file.exists() and _alive(pid_file)
+    return True
+
+
 def mail_queue() -> list[dict[str, Any]]:
     """``postqueue -j`` of the host Postfix, one dict per queued message."""
     import json
