@@ -14,6 +14,7 @@ recorded as running without a process.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -364,7 +365,7 @@ def cmd_ps(project: Project, args: list[str]) -> int:
         status = {"running": "Up", "exited": "Exited (137)"}.get(state_now, f"Restarting ({s.get('exit_code', 1)})")
         rows.append({
             "Command": '"mailcow-emulator"', "CreatedAt": s["created_at"], "ExitCode": s.get("exit_code", 0),
-            "Health": "", "ID": f"{abs(hash(project.container(service))) % 16**12:012x}",
+            "Health": "", "ID": hashlib.sha256(f"{project.container(service)} {s['created_at']}".encode()).hexdigest()[:12],
             "Image": s["image"], "Labels": f"com.docker.compose.project={project.name},com.docker.compose.service={service}",
             "LocalVolumes": "0", "Mounts": "", "Name": project.container(service), "Names": project.container(service),
             "Networks": f"{project.name}_mailcow-network", "Ports": "", "Project": project.name, "Publishers": [],
