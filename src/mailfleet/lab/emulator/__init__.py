@@ -35,7 +35,10 @@ FAULTS_PATH_IN_HOST = Path("/var/lib/docker/mailcow-emulator/faults.json")
 
 def docker_shim_path() -> Path:
     """The emulator's ``docker`` command, to bind-mount over /usr/local/bin/docker in a lab host."""
-    return Path(__file__).resolve().parent / "docker"
+    shim = Path(__file__).resolve().parent / "docker"
+    if shim.exists() and not shim.stat().st_mode & 0o111:
+        shim.chmod(0o755)  # an installed wheel may not keep the executable bit
+    return shim
 
 
 __all__ = ["FAULTS_PATH_IN_HOST", "build_mailcow_repository", "docker_shim_path"]

@@ -51,7 +51,8 @@ def _write_version(work: Path, version: EmulatedVersion) -> None:
         if relative.as_posix() == "_modules/scripts/core.sh":
             text = render_modules_core(text, version)
         target.write_text(text)
-        target.chmod(source.stat().st_mode & 0o777)
+        executable = relative.suffix == ".sh" or bool(source.stat().st_mode & 0o100)
+        target.chmod(0o755 if executable else 0o644)  # an installed wheel may not keep modes
     (work / "docker-compose.yml").write_text(render_compose(version))
     (work / ".env").symlink_to("mailcow.conf")
     runtime = work / "data/Dockerfiles/emulator"
