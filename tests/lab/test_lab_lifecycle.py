@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from lab_helpers import run_on
 
+from mailfleet.inventory import load_valid_inventory, save_inventory
+from mailfleet.inventory.merge import merge_domain
 from mailfleet.lab import boot, network, parse_probe
 from mailfleet.lab.faults import apply_fault, faults_file, heal_lab
 from mailfleet.lab.state import load_state
@@ -205,11 +207,16 @@ def test_up_recovers_killed_hosts_and_a_stale_namespace(isolated_lab) -> None:
     assert state is not None
     mx1 = next(r for r in state.hosts if r.name == "mx1")
     relay1 = next(r for r in state.hosts if r.name == "relay1")
+    inventory = load_valid_inventory(isolated_lab.paths.inventory)
+    merge_domain(inventory.doc, "example.net", {"inbound": {"mx1": 10}, "relay": "relay1"})
+    save_inventory(inventory)  # what add-domain does; a repair must keep it
     os.kill(mx1.init_pid, signal.SIGKILL)  # a crash nobody recorded as a fault
     assert wait_until(lambda: not boot.host_running(mx1), 10)
     result = isolated_lab.up()
     assert result.changed and result.started == ("mx1",) and result.kept == ("relay1",)
     assert run_on(isolated_lab.paths.inventory, "mx1", "hostname").strip() == "mx1"
+    fleet = load_valid_inventory(isolated_lab.paths.inventory).fleet
+    assert fleet is not None and list(fleet.domains) == ["example.net"]
 
     # Everything killed and the state file marked half-built: up rebuilds from stale namespaces.
     state = load_state(isolated_lab.paths)

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mailfleet.inventory.load import parse_inventory_text, write_atomically
+from mailfleet.inventory.load import load_inventory, parse_inventory_text, save_inventory, write_atomically
+from mailfleet.inventory.merge import merge_host_key
 from mailfleet.lab import boot, hostfs, keys, network
 from mailfleet.lab.merge_inventory import HEADER, LabInventoryInput, merge_lab_inventory
 from mailfleet.lab.model import HostRecord, LabHost, LabSpace, LabState
@@ -172,7 +173,8 @@ def _build(paths: LabPaths, space: LabSpace, planned: list[LabHost], state: LabS
     for host in started:
         boot.wait_host_ready(host, paths.host_dir(host.name), deadline, install_dir)
 
-    _save_inventory(paths, space, planned, host_keys, tags)
+    if state is None or not _update_inventory_keys(paths, planned, host_keys):
+        _save_inventory(paths, space, planned, host_keys, tags)
     new_state = replace(new_state, hosts=tuple(records[h.name] for h in planned), complete=True, faults={})
     save_state(paths, new_state)
     seconds = time.monotonic() - began
@@ -184,6 +186,26 @@ def _build(paths: LabPaths, space: LabSpace, planned: list[LabHost], state: LabS
     if tags:
         say(f"Mailcow EMULATOR repository: {paths.mailcow_repository} (tags {', '.join(tags)})")
     return UpResult(True, tuple(h.name for h in started), tuple(sorted(healthy)), seconds)
+
+
+def _update_inventory_keys(paths: LabPaths, planned: list[LabHost], host_keys: dict[str, str]) -> bool:
+    """On a repair, keep the lab inventory as the user's tasks left it (domains added, the
+    Mailcow pin an upgrade moved) and only re-pin host keys that changed. False when the
+    inventory is missing, invalid or describes other hosts: then it is written anew."""
+    if not paths.inventory.exists():
+        return False
+    existing = load_inventory(paths.inventory)
+    fleet = existing.fleet
+    if existing.problems or fleet is None or set(fleet.hosts) != {h.name for h in planned}:
+        return False
+    if any(fleet.hosts[h.name].address != h.address for h in planned):
+        return False
+    changed = False
+    for host in planned:
+        changed = merge_host_key(existing.doc, host.name, host_keys[host.name]) or changed
+    if changed:
+        save_inventory(existing)
+    return True
 
 
 def _save_inventory(paths: LabPaths, space: LabSpace, planned: list[LabHost], host_keys: dict[str, str],
