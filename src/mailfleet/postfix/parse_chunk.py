@@ -9,8 +9,11 @@ lines are sliced apart in Python. The per-line parser (``parse_line``) stays the
 and handles the other wrappers; tests check both agree on every fixture.
 
 A line counts as *unparsed* when it has no ``tag[pid]: `` marker at all (Postfix always
-logs its pid), or when the text
-before a queue-id marker is not a valid ``<stamp> <host> <tag>[pid]`` envelope.
+logs its pid), or when the text before a queue-id marker is not a valid
+``<stamp> <host> <tag>[pid]`` envelope.
+
+``feed`` is the production loop (scan, parse and correlate fused, no intermediate tuples);
+``scan`` is the same scan as a plain generator of envelopes, kept simple for tests.
 """
 
 from __future__ import annotations
@@ -114,9 +117,10 @@ class ChunkScanner:
         self, text: str, correlator: Correlator, host_override: str | None, hosts: set[str],
         full: Callable[[], bool], flush: Callable[[], None],
     ) -> int:
-        """``scan`` fused with event parsing and correlation: the three most frequent lines
-        (delivery, removal, message-id) skip the event tuple. Returns the number of events;
-        calls ``flush`` whenever ``full()`` says a batch of rows is ready."""
+        """``scan`` fused with event parsing and correlation: the five most frequent lines
+        (delivery, queue active, client, removal, message-id) go straight to the correlator
+        without an event tuple. Returns the number of events; calls ``flush`` whenever
+        ``full()`` says a batch of rows is ready."""
         lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
         self.lines += lines
         if len(_PID_MARK.findall(text)) < lines:
