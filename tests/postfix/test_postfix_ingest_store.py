@@ -272,3 +272,15 @@ def test_year_less_lines_take_their_year_from_the_files_mtime_across_new_year(tm
     first, removed = conn.execute("SELECT first_ts, removed_ts FROM messages").fetchone()
     assert datetime.fromtimestamp(first, tz=timezone.utc) == datetime(2026, 12, 31, 23, 59, 58, tzinfo=timezone.utc)
     assert removed - first == 4
+
+
+def test_docker_json_lines_take_dockers_time_and_the_host_override(tmp_path: Path) -> None:
+    path = FIXTURES / "synthetic/mailcow-style-docker-json-1k.log"
+    plain = _fresh(tmp_path, "plain.db")
+    save_log_file(plain, path, reference=REFERENCE, now=0.0)
+    assert plain.execute("SELECT DISTINCT host FROM messages").fetchall() == [("a3426da50090",)]
+    tagged = _fresh(tmp_path, "tagged.db")
+    save_log_file(tagged, path, host="mx1", reference=REFERENCE, now=0.0)
+    assert tagged.execute("SELECT DISTINCT host FROM messages").fetchall() == [("mx1",)]
+    first = tagged.execute("SELECT MIN(first_ts) FROM messages").fetchone()[0]
+    assert datetime.fromtimestamp(first, tz=timezone.utc).year == 2025  # Docker's "time", not the mtime year
