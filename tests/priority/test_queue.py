@@ -79,7 +79,8 @@ class ScriptedHost:
     transport_maps: str = ""
     files: dict[str, str] = field(default_factory=dict)
 
-    def run(self, command, hide=True, warn=True, in_stream=False):
+    def run(self, command, hide=True, warn=True, in_stream=None):
+        assert in_stream is not None, "every remote command must say what its stdin is (False or a stream)"
         stdin = in_stream.read() if in_stream else None
         self.calls.append((command, stdin))
         if self.fail and self.fail in command:
@@ -94,9 +95,13 @@ class ScriptedHost:
             return Result(self.files.get(command.rsplit(" ", 1)[1], ""), exited=0 if command.rsplit(" ", 1)[1] in
                           self.files else 1)
         if "postsuper -h -" in command or "postsuper -H -" in command:
-            n = len(stdin.split())
-            verb = "Placed on hold" if "-h" in command else "Released from hold"
-            return Result(stderr=f"postsuper: {verb}: {n} messages\n", stdout="")
+            # like the real thing: move the messages; no count on a non-terminal stderr
+            target = "hold" if "-h -" in command else "deferred"
+            moved = set(stdin.split())
+            rows = [json.loads(line) for line in self.listing.splitlines() if line.startswith("{")]
+            self.listing = "\n".join(json.dumps({**r, "queue_name": target}) if r["queue_id"] in moved
+                                     else json.dumps(r) for r in rows)
+            return Result()
         return Result()
 
 
@@ -113,6 +118,8 @@ def test_pause_holds_exactly_the_queued_bulk(example_fleet):
     assert len(hold) == 1
     assert sorted(hold[0][1].split()) == ["A1B2C3D4E5", "A1B2C3D4E6", "A1B2C3D4E7"]  # not the held one, no resets
     assert report["action"]["kind"] == "pause-bulk" and report["action"]["selected"] == 3
+    assert report["action"]["done"] == 3  # counted from the queue after the move
+    assert report["classes"]["bulk"]["by_queue"]["hold"] == 4
 
 
 def test_resume_releases_held_bulk_and_starts_a_queue_run(example_fleet):
@@ -121,7 +128,8 @@ def test_resume_releases_held_bulk_and_starts_a_queue_run(example_fleet):
     release = [c for c in host.calls if "postsuper -H -" in c[0]]
     assert release and release[0][1].split() == ["C1B2C3D4EA"]
     assert any(c[0].endswith("postqueue -f") for c in host.calls)
-    assert report["action"]["selected"] == 1
+    assert report["action"]["selected"] == 1 and report["action"]["done"] == 1
+    assert report["classes"]["bulk"]["by_queue"]["hold"] == 0
 
 
 def test_push_one_message(example_fleet):

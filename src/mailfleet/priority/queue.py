@@ -24,7 +24,6 @@ released first.
 from __future__ import annotations
 
 import io
-import re
 import shlex
 import time
 from collections.abc import Sequence
@@ -39,7 +38,6 @@ from mailfleet.priority.parse_transport import parse_inline, parse_table_list, p
 from mailfleet.priority.rules import DEFAULT_ACTIVE_LIMIT, Finding, check_fleet, check_transport_overrides
 
 SERVICE = "postfix-mailcow"
-_COUNT = re.compile(r"(\d+) messages?")
 
 
 class QueueError(MailfleetError):
@@ -104,7 +102,7 @@ def gather_transport_findings(conn: Any, fleet: Fleet, host: Host) -> list[Findi
         if ref.kind == "inline":
             findings += check_transport_overrides(parse_inline(ref.spec), f"transport_maps {ref.kind}")
         elif ref.path:
-            result = conn.run(postfix_command(fleet, ["cat", ref.path]), hide=True, warn=True)
+            result = conn.run(postfix_command(fleet, ["cat", ref.path]), hide=True, warn=True, in_stream=False)
             if result.exited == 0:
                 findings += check_transport_overrides(parse_table_text(ref.kind, result.stdout), ref.spec)
             else:
@@ -130,9 +128,12 @@ def queue_report(fleet: Fleet, host: Host, listing: QueueListing, active_limit: 
     return report
 
 
-def _count(output: str) -> int:
-    match = _COUNT.search(output)
-    return int(match.group(1)) if match else 0
+def _now_in(conn: Any, fleet: Fleet, host: Host, ids: Sequence[str]) -> dict[str, str]:
+    """Which queue each of ``ids`` is in now (absent ones left the queue). postsuper reports its
+    counts on stderr only when that is a terminal, so the queue itself is the witness."""
+    wanted = set(ids)
+    listing, _ = gather_queue(conn, fleet, host)
+    return {m.queue_id: m.queue_name for m in listing.messages if m.queue_id in wanted}
 
 
 def apply_pause_bulk(conn: Any, fleet: Fleet, host: Host, listing: QueueListing) -> QueueAction:
@@ -140,9 +141,9 @@ def apply_pause_bulk(conn: Any, fleet: Fleet, host: Host, listing: QueueListing)
     ids = select_ids(listing, addresses, domains, cls="bulk", queues=("incoming", "active", "deferred"))
     if not ids:
         return QueueAction("pause-bulk", (), 0, "no bulk mail waiting outside the hold queue; nothing changed")
-    output = _run(conn, host, postfix_command(fleet, ["postsuper", "-h", "-"]), stdin="\n".join(ids) + "\n",
-                  what="postsuper -h")
-    held = _count(output)
+    _run(conn, host, postfix_command(fleet, ["postsuper", "-h", "-"]), stdin="\n".join(ids) + "\n",
+         what="postsuper -h")
+    held = sum(1 for queue in _now_in(conn, fleet, host, ids).values() if queue == "hold")
     return QueueAction("pause-bulk", tuple(ids), held,
                        f"held {held} of {len(ids)} bulk messages (the rest left the queue meanwhile); bulk submitted "
                        "from now on is not held: run --pause-bulk again or stop the sender")
@@ -153,10 +154,11 @@ def apply_resume_bulk(conn: Any, fleet: Fleet, host: Host, listing: QueueListing
     ids = select_ids(listing, addresses, domains, cls="bulk", queues=("hold",))
     if not ids:
         return QueueAction("resume-bulk", (), 0, "no held bulk mail; nothing changed")
-    output = _run(conn, host, postfix_command(fleet, ["postsuper", "-H", "-"]), stdin="\n".join(ids) + "\n",
-                  what="postsuper -H")
-    released = _count(output)
+    _run(conn, host, postfix_command(fleet, ["postsuper", "-H", "-"]), stdin="\n".join(ids) + "\n",
+         what="postsuper -H")
     _run(conn, host, postfix_command(fleet, ["postqueue", "-f"]), what="postqueue -f")
+    still_held = sum(1 for queue in _now_in(conn, fleet, host, ids).values() if queue == "hold")
+    released = len(ids) - still_held  # released ones may have been delivered already
     return QueueAction("resume-bulk", tuple(ids), released,
                        f"released {released} held bulk messages and asked for a queue run; the bulk transport's "
                        "concurrency limit keeps transactional mail ahead")
