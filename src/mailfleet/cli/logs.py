@@ -8,7 +8,9 @@ rotated files are read oldest first.
 from __future__ import annotations
 
 import glob
+import os
 import re
+import sys
 import time
 from datetime import timezone, tzinfo
 from pathlib import Path
@@ -38,6 +40,18 @@ Ingest Postfix logs (syslog, RFC 3339, maillog_file, Docker json-file, Mailcow A
   --tz ZONE         zone of year-less syslog stamps (default UTC)
   --inventory PATH  map relay addresses to fleet hosts with this inventory
   --json            print the per-file counts as JSON"""
+
+
+def _out(text: str | None = None, data: Any = None) -> None:
+    """Print text or JSON; a reader that went away (``| head``) ends the output quietly."""
+    try:
+        if data is not None:
+            print_json(data)
+        else:
+            print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
 
 
 def _require_db(db: str | None) -> str:
@@ -99,21 +113,23 @@ def _inventory_addresses(path: Path) -> tuple[Any, list[tuple[str, str, str]]]:
 
 def _print_counts(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        print_json({"sources": rows})
+        _out(data={"sources": rows})
         return
+    lines = []
     for row in rows:
         notes = [row["note"]] if row.get("note") else []
         if row.get("skipped"):
             notes.append(f"{row['skipped']} lines already ingested, skipped")
         note = f" ({'; '.join(notes)})" if notes else ""
-        print(
+        lines.append(
             f"{row['source']}: {row['lines']} lines, {row['messages']} messages, {row['deliveries']} deliveries, "
             f"{row['rejects']} rejects, {row['links']} hand-offs linked; {row['unparsed']} unrecognised, "
             f"{row['other']} without message events{note}"
         )
         if row["unparsed"] >= 10 and row["unparsed"] > row["other"] + row["events"]:  # wrong file or format?
-            for sample in row.get("unparsed_samples", []):
-                print(f"    unrecognised: {sample}")
+            lines += [f"    unrecognised: {sample}" for sample in row.get("unparsed_samples", [])]
+    if lines:
+        _out("\n".join(lines))
 
 
 @task(
@@ -205,7 +221,7 @@ def pull(c, db=None, host=None, all=False, inventory=None, since=None, json=Fals
     finally:
         conn.close()
     if json:
-        print_json({"sources": rows})
+        _out(data={"sources": rows})
     else:
         _print_counts([row for row in rows if "error" not in row], False)
     if failures:
@@ -233,9 +249,9 @@ def summary(c, db=None, json=False, since=None, top=10):
     finally:
         conn.close()
     if json:
-        print_json(data)
+        _out(data=data)
     else:
-        print(render_summary_text(data))
+        _out(render_summary_text(data))
 
 
 @task(
@@ -264,9 +280,9 @@ def trace(c, db=None, message_id=None, queue_id=None, sender=None, recipient=Non
     query = {k: v for k, v in (("message_id", message_id), ("queue_id", queue_id), ("sender", sender),
                                ("recipient", recipient), ("since", since)) if v is not None}  # fmt: skip
     if json:
-        print_json(render_trace_json(traces, query))
+        _out(data=render_trace_json(traces, query))
     else:
-        print(render_trace_text(traces))
+        _out(render_trace_text(traces))
 
 
 def register(ns: Collection) -> None:
