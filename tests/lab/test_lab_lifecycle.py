@@ -235,6 +235,18 @@ def test_up_recovers_killed_hosts_and_a_stale_namespace(isolated_lab) -> None:
     assert relay1.init_pid != next(r for r in load_state(isolated_lab.paths).hosts if r.name == "relay1").init_pid
 
 
+def test_up_recreates_a_deleted_bridge_without_restarting_hosts(isolated_lab) -> None:
+    before = load_state(isolated_lab.paths)
+    assert before is not None
+    subprocess.run(["ip", "link", "del", f"{PREFIX}0"], check=True)
+    assert not answers_ssh("10.79.0.11", timeout=1)
+    result = isolated_lab.up()
+    assert result.changed and result.started == () and sorted(result.kept) == ["mx1", "relay1"]
+    after = load_state(isolated_lab.paths)
+    assert after is not None and [r.init_pid for r in after.hosts] == [r.init_pid for r in before.hosts]
+    assert run_on(isolated_lab.paths.inventory, "relay1", "hostname").strip() == "relay1"
+
+
 def test_down_leaves_the_machine_as_it_was_and_is_safe_twice(isolated_lab) -> None:
     state = load_state(isolated_lab.paths)
     assert state is not None

@@ -83,7 +83,10 @@ def lab_up(paths: LabPaths, count: int = 6, space: LabSpace | None = None, say: 
                            f"Run `mailfleet lab.down`, then `mailfleet lab.up --hosts {count}`")
         records = {r.name: r for r in state.hosts} if state else {}
         healthy = {name for name, r in records.items() if _host_healthy(r)}
-        if state is not None and state.complete and healthy == {h.name for h in planned} \
+        # A partitioned link (link down) still counts as attached: that is an injected fault,
+        # cleared by lab.heal, not damage. A link off the bridge (bridge deleted) is damage.
+        attached = all(network.attached_to(records[n].veth, space.bridge) for n in healthy)
+        if state is not None and state.complete and healthy == {h.name for h in planned} and attached \
                 and paths.inventory.exists():
             faults = ", ".join(f"{h}: {'/'.join(k)}" for h, k in state.faults.items() if k)
             say(f"the lab is already up: {count} hosts answer in {space.subnet} "
@@ -145,6 +148,8 @@ def _build(paths: LabPaths, space: LabSpace, planned: list[LabHost], state: LabS
 
     network.apply_bridge(space)
     rules = network.apply_forward_rule(space)
+    for record in records.values():  # running hosts whose bridge was recreated
+        network.apply_attach(record.veth, space.bridge)
     new_state = LabState(prefix=space.prefix, subnet=space.subnet, bridge=space.bridge,
                          inventory=str(paths.inventory), hosts=tuple(records[n] for n in sorted(healthy)),
                          complete=False, iptables_rules=rules, created_run_netns_mount=created_mount,

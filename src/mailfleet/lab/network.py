@@ -72,6 +72,21 @@ def apply_host_network(host: LabHost, space: LabSpace) -> None:
     run(ns + ["link", "set", "eth0", "up"])
 
 
+def attached_to(veth: str, bridge: str) -> bool:
+    """Whether the host's link exists and is a port of the lab's bridge."""
+    try:
+        return Path(f"/sys/class/net/{veth}/master").resolve().name == bridge
+    except OSError:
+        return False
+
+
+def apply_attach(veth: str, bridge: str) -> None:
+    """Put a running host's link back on the bridge (after the bridge was recreated); its
+    up/down state is left alone, so a partition fault stays."""
+    if link_exists(veth) and not attached_to(veth, bridge):
+        run(["ip", "link", "set", veth, "master", bridge])
+
+
 def set_link(host_veth: str, up: bool) -> None:
     if not link_exists(host_veth):
         raise LabError(f"link {host_veth} does not exist; is the lab up? Run `mailfleet lab.status`")
