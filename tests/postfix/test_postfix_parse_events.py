@@ -164,3 +164,27 @@ def test_whyscream_case(name: str, case: dict) -> None:
         assert got[8] == expected["postfix_client_ip"]
     if got is not None and qid and got[3] is not None:
         assert got[3] == qid
+
+
+def test_whyscream_tsv_every_payload_with_counts_per_event() -> None:
+    """all_test_messages.tsv: (case file, grok pattern, payload); 11 rows are continuation
+    lines of multi-line cases. Counts written down from reading the payloads."""
+    import csv
+    from collections import Counter
+
+    counts: Counter = Counter()
+    rows = 0
+    with (FIXTURES / "whyscream-postfix-grok-patterns" / "all_test_messages.tsv").open() as handle:
+        for row in csv.reader(handle, delimiter="\t"):
+            if len(row) < 3:
+                counts["continuation"] += 1
+                continue
+            rows += 1
+            prefix = row[0].rsplit(".", 1)[0].rsplit("_", 1)[0]
+            got = event(row[2], f"postfix/{_DAEMON_OF_CASE.get(prefix, prefix)}")
+            counts[got[0] if got else "no event"] += 1
+    assert rows == 191
+    assert counts == Counter({
+        "no event": 139, "delivery": 22, "reject": 15, "continuation": 11, "bounce": 4, "msgid": 4,
+        "removed": 2, "expired": 2, "pickup": 1, "active": 1, "client": 1,
+    })
