@@ -159,3 +159,43 @@ def test_queue_shape_pause_resume_push_on_real_postfix(lab_fleet):
         conn.close()
 
 
+
+
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_priority", REPO / "bench" / "priority.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_rendered_config_routes_bulk_and_resets_apart_through_real_postfix(lab_fleet):
+    """The benchmark's machinery at small scale, asserting routing, not timing: with mailfleet's
+    rendered configuration every bulk message leaves through the bulk transport and every
+    reset through smtp; the slow receiver never sees more sessions than the two windows."""
+    import os
+    import re
+    import shutil as _shutil
+
+    bench = _bench_module()
+    work = REPO / "var" / "test-priority" / uuid.uuid4().hex[:8]
+    bench.VAR = work
+    place = bench.find_place("mflab", "relay1", force_local=False)
+    try:
+        outcome = bench.run_scenario("mailfleet", place, bulk=200, resets=3, limit=10, active_limit=None)
+        log = (work / "mailfleet" / "postfix.log").read_text()
+        sent = re.findall(r"postfix/(bulk/smtp|smtp)\[\d+\]: \w+: to=<(user|reset)\d+@gmail\.test>.*status=sent", log)
+        assert sorted(set(sent)) == [("bulk/smtp", "user"), ("smtp", "reset")], set(sent)
+        assert sum(1 for s in sent if s[1] == "user") == 200
+        assert sum(1 for s in sent if s[1] == "reset") == 3
+        assert outcome.lost == 0
+        assert outcome.refused == 0, "the receiver answered 421: bulk took the connections resets needed"
+        assert 0 < outcome.peak_sessions <= 10 + 3 + 1
+    finally:
+        _shutil.rmtree(work, ignore_errors=True)
+        if work.parent.exists() and not os.listdir(work.parent):
+            work.parent.rmdir()
