@@ -48,10 +48,12 @@ def render_report(report: PushReport, check: bool) -> str:
     return "\n".join(lines)
 
 
-def _finish(report: PushReport, check: bool, rerun: str) -> None:
+def _finish(report: PushReport, check: bool, rerun: str, json: bool = False) -> None:
     total = report.planned if check else report.changes
     hosts = len(report.results)
-    if check:
+    if json:
+        pass  # the JSON carries it; stdout stays one document
+    elif check:
         print(f"plan: {total} change{'s' if total != 1 else ''} on {hosts} host{'s' if hosts != 1 else ''}; "
               "nothing was changed (--check)")
     else:
@@ -110,7 +112,7 @@ def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=Non
         if not check:
             print(f"next: publish the records (`mailfleet dns.records --domain {d.name}`), then "
                   f"`mailfleet dns.check --domain {d.name}`")
-    _finish(result.report, check, f"mailfleet add-domain --domain {domain}")
+    _finish(result.report, check, f"mailfleet add-domain --domain {domain}", json)
 
 
 @task(help={"check": "show the drift and the plan; change nothing", "json": "print the per-host report as JSON",
@@ -128,7 +130,7 @@ def sync(c, check=False, json=False, inventory=None):
         print(render_report(result.report, check))
         for domain, why in result.skipped.items():
             print(f"skipped {domain}: {why}")
-    _finish(result.report, check, "mailfleet domains.sync")
+    _finish(result.report, check, "mailfleet domains.sync", json)
 
 
 def dns_visibility(nameserver: str | None):

@@ -1,0 +1,140 @@
+"""add-domain on a lab fleet: the twelve example domains, twice; the second run changes nothing.
+
+The test builds a six-host lab of its own (names mfad-*, a free 10.9x.0.0/24), deploys Mailcow
+(the lab's emulator) with `mailfleet deploy --all`, then runs the real command line: SSH with
+pinned keys, the API tunnel, Mailcow's API semantics. It does not use the shared lab, whose
+inventory other sessions deploy from and whose hosts other tests load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailfleet.dkim.keys import load_key
+from mailfleet.inventory import load_valid_inventory
+
+pytestmark = pytest.mark.lab
+REPO = Path(__file__).resolve().parents[2]
+MAILFLEET = str(Path(sys.executable).parent / "mailfleet")
+
+
+def mailfleet(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([MAILFLEET, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def free_subnet() -> str:
+    used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True).stdout
+    for third in range(91, 100):
+        if f" 10.{third}.0." not in used:
+            return f"10.{third}.0.0/24"
+    pytest.skip("no free 10.9x.0.0/24 subnet for a private lab")
+
+
+@pytest.fixture(scope="module")
+def lab_inventory() -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("lab tests need root (network namespaces, mounts); run as root, as CI does")
+    from mailfleet.lab.lifecycle import lab_down, lab_up
+    from mailfleet.lab.model import LabSpace
+    from mailfleet.lab.state import LabPaths
+
+    root = REPO / "var" / f"lab-add-domain-{os.getpid()}"
+    paths = LabPaths(state_dir=root / "lab", inventory=root / "inventory" / "lab.yaml",
+                     example=REPO / "inventory" / "example.yaml")
+    space = LabSpace(prefix="mfad", subnet=free_subnet())
+    try:
+        lab_up(paths, 6, space, say=lambda _: None)
+        deployed = mailfleet("deploy", "--all", "--inventory", str(paths.inventory), timeout=1500)
+        assert deployed.returncode == 0, f"deploy --all failed:\n{deployed.stdout[-3000:]}\n{deployed.stderr[-3000:]}"
+        yield paths.inventory
+    finally:
+        lab_down(paths, space, say=lambda _: None)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def example_domains():
+    fleet = load_valid_inventory(REPO / "inventory" / "example.yaml").fleet
+    return list(fleet.domains.values())
+
+
+def add_domain_args(domain, inventory: Path) -> list[str]:
+    args = ["add-domain", "--domain", domain.name, "--selector", domain.dkim.selector, "--json",
+            "--inventory", str(inventory)]
+    for host in domain.inbound_hosts:
+        args += ["--inbound", host]
+    if domain.relay:
+        args += ["--relay", domain.relay]
+    if domain.transactional_relay:
+        args += ["--transactional-relay", domain.transactional_relay]
+    return args
+
+
+def add_all(inventory: Path) -> dict[str, dict]:
+    reports = {}
+    for domain in example_domains():
+        done = mailfleet(*add_domain_args(domain, inventory))
+        assert done.returncode == 0, f"add-domain {domain.name}:\n{done.stdout}\n{done.stderr}"
+        reports[domain.name] = json.loads(done.stdout)
+    return reports
+
+
+def test_twelve_domains_twice_then_every_host_holds_them_with_one_key(lab_inventory: Path) -> None:
+    first = add_all(lab_inventory)
+    assert len(first) == 12
+    assert all(h["ok"] for r in first.values() for h in r["hosts"].values())
+    assert all(r["changes"] > 0 for report in first.values() for r in report["hosts"].values())
+    inv = load_valid_inventory(lab_inventory)
+    fleet = inv.fleet
+    for example in example_domains():  # written with the same inbound and relay choices
+        written = fleet.domain(example.name)
+        assert written is not None and written.inbound == example.inbound
+        assert (written.relay, written.transactional_relay) == (example.relay, example.transactional_relay)
+    text = lab_inventory.read_text()
+
+    second = add_all(lab_inventory)
+    changes = {name: {h: r["changes"] for h, r in report["hosts"].items() if r["changes"]}
+               for name, report in second.items()}
+    assert all(not c for c in changes.values()), changes
+    assert all(h["ok"] for r in second.values() for h in r["hosts"].values())
+    assert lab_inventory.read_text() == text
+
+    from mailfleet.mailcow import open_api
+
+    ours = {d.ascii: load_key(inv.secrets_dir, d.ascii, d.dkim.selector).public_b64 for d in fleet.domains.values()}
+    for host in fleet.hosts.values():
+        if not host.runs_mailcow:
+            continue
+        with open_api(host, inv) as api:
+            names = {str(row["domain_name"]) for row in api.get_domains()}
+            assert names == {d.ascii for d in fleet.domains.values() if host.name in d.inbound_hosts}
+            for domain in fleet.domains.values():
+                dkim = api.get_dkim(domain.ascii)
+                if host.name in domain.signing_hosts:
+                    assert dkim and "".join(dkim["pubkey"].split()) == ours[domain.ascii], \
+                        f"{host.name} signs {domain.name} with another key"
+                    assert dkim["dkim_selector"] == domain.dkim.selector
+                else:
+                    assert not dkim, f"{host.name} holds a key for {domain.name} it does not sign"
+
+
+def test_a_domain_a_host_already_holds_with_another_key_is_refused(lab_inventory: Path) -> None:
+    from mailfleet.mailcow import open_api
+
+    inv = load_valid_inventory(lab_inventory)
+    with open_api("mx2", inv) as api:
+        api.add_domain("handmade.example", key_size=2048, dkim_selector="dkim", restart_sogo=0)  # Mailcow's own key
+    before = lab_inventory.read_text()
+    done = mailfleet("add-domain", "--domain", "handmade.example", "--inventory", str(lab_inventory))
+    assert done.returncode == 1
+    assert "mx2 already holds a different DKIM key for handmade.example" in done.stderr
+    assert "the inventory and the key folder were not changed" in done.stderr
+    assert lab_inventory.read_text() == before
+    assert load_key(inv.secrets_dir, "handmade.example", "s2026") is None
