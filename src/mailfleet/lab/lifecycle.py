@@ -180,7 +180,15 @@ def _build(paths: LabPaths, space: LabSpace, planned: list[LabHost], state: LabS
 
     if state is None or not _update_inventory_keys(paths, planned, host_keys):
         _save_inventory(paths, space, planned, host_keys, tags)
-    new_state = replace(new_state, hosts=tuple(records[h.name] for h in planned), complete=True, faults={})
+    # A restarted host is no longer down and its link is up again; emulator faults stay (their
+    # file is on the host's disk) until lab.heal.
+    restarted = {h.name for h in started}
+    faults = {}
+    for name, kinds in (state.faults if state else {}).items():
+        left = tuple(k for k in kinds if not (name in restarted and k in ("down", "partition")))
+        if left and name in planned_names:
+            faults[name] = left
+    new_state = replace(new_state, hosts=tuple(records[h.name] for h in planned), complete=True, faults=faults)
     save_state(paths, new_state)
     seconds = time.monotonic() - began
     say(f"lab up: {len(planned)} hosts in {space.subnet} on bridge {space.bridge} "
