@@ -4,7 +4,8 @@ Pure: takes the fleet, a host and the template texts (``templates.load_templates
 returns text. What lands where (paths relative to the Mailcow install dir):
 
 * ``data/conf/postfix/mailfleet_bulk_senders.regexp``: sender -> ``bulk:<next hop>``
-  (``/opt/postfix/conf/...`` inside postfix-mailcow; git-ignored by Mailcow's checkout).
+  (``/opt/postfix/conf/...`` inside postfix-mailcow; untracked in Mailcow's checkout, which
+  ``update.sh`` leaves alone).
 * ``data/conf/postfix/mailfleet_bulk_headers.regexp``: header rule -> ``FILTER bulk:<next hop>``.
 * ``data/hooks/postfix/mailfleet-bulk-transport.sh``: the hook that adds the ``bulk`` service to
   master.cf at every start (deploy must make it executable, 0755).
