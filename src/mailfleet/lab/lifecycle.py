@@ -191,7 +191,7 @@ def _build(paths: LabPaths, space: LabSpace, planned: list[LabHost], state: LabS
     new_state = replace(new_state, hosts=tuple(records[h.name] for h in planned), complete=True, faults=faults)
     save_state(paths, new_state)
     seconds = time.monotonic() - began
-    say(f"lab up: {len(planned)} hosts in {space.subnet} on bridge {space.bridge} "
+    say(f"lab up: {len(planned)} host{'s' if len(planned) != 1 else ''} in {space.subnet} on bridge {space.bridge} "
         f"({len(started)} started, {len(planned) - len(started)} kept) in {seconds:.1f} s")
     for host in planned:
         say(f"  {host.name:<8} {host.address:<12} {host.fqdn:<28} {', '.join(host.roles)}")

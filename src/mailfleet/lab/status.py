@@ -92,11 +92,12 @@ def gather_status(paths: LabPaths) -> dict[str, Any]:
 def render_status_table(report: dict[str, Any]) -> str:
     if not report.get("hosts"):
         return report.get("message", "no lab")
-    rows = [("HOST", "ADDRESS", "RUNNING", "LINK", "SSH (pinned key)", "POSTFIX", "DOVECOT", "MAILCOW API (EMULATOR)")]
+    rows = [("HOST", "ADDRESS", "NETNS", "INIT", "LINK", "SSH (pinned key)", "POSTFIX", "DOVECOT", "MAILCOW API (EMULATOR)")]
     for name, h in report["hosts"].items():
         ssh = h["ssh"]
         ssh_text = f"ok, hostname {ssh['hostname']}" if ssh.get("ok") else "FAILED"
-        rows.append((name, h["address"], "yes" if h["running"] else "NO", h["link"], ssh_text, h["postfix"],
+        rows.append((name, h["address"], "yes" if h["netns"] else "MISSING",
+                     str(h["init_pid"]) if h["running"] else "DEAD", h["link"], ssh_text, h["postfix"],
                      h["dovecot"], {"none": "not installed"}.get(h["mailcow_api"], h["mailcow_api"])))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
