@@ -437,6 +437,12 @@ def run_scenario(name: str, place: Place, bulk: int, resets: int, limit: int, ac
     applied: list[str] = []
     if name != "stock":
         applied = instance.apply_mailfleet(limit)
+    if name == "trap-nolimit":  # what mailfleet refuses to render: a split as wide as the receiver's cap
+        instance.postconf(f"bulk_destination_concurrency_limit = {SINK_MAX_SESSIONS}")
+        applied.append(f"(trap) bulk_destination_concurrency_limit = {SINK_MAX_SESSIONS}")
+    elif name == "trap-transport":  # an explicit transport in transport_maps beats the sender-based choice
+        instance.postconf(f"transport_maps = inline:{{ {RCPT_DOMAIN}=smtp:[{place.sink_address}]:{sink_port} }}")
+        applied.append("(trap) transport_maps with an explicit smtp: transport")
     events = directory / "sink.jsonl"
     sink = subprocess.Popen([sys.executable, __file__, "--sink", place.sink_address, str(sink_port), str(events),
                              str(SCENARIO_CAP + 700)], start_new_session=True)
@@ -486,6 +492,23 @@ def run_scenario(name: str, place: Place, bulk: int, resets: int, limit: int, ac
                    stats.get("peak", -1), stats.get("refused", -1), note)
 
 
+def trap_note(name: str, limit: int) -> str:
+    """For the trap scenarios: what mailfleet says about that configuration."""
+    if name == "trap-nolimit":
+        from mailfleet.inventory.model import BulkTransport
+        from mailfleet.priority.rules import check_concurrency
+
+        errors = [f for f in check_concurrency(BulkTransport(destination_concurrency_limit=SINK_MAX_SESSIONS))
+                  if f.level == "error"]
+        return "  [mailfleet refuses to render it: " + (errors[0].message if errors else "NOT REFUSED") + "]"
+    if name == "trap-transport":
+        from mailfleet.priority.rules import check_transport_overrides
+
+        findings = check_transport_overrides([(RCPT_DOMAIN, "smtp:[sink]")])
+        return "  [`mailfleet queue` reports: " + (findings[0].message if findings else "NOTHING") + "]"
+    return ""
+
+
 # --------------------------------------------------------------------------- main
 
 def main() -> int:
@@ -496,7 +519,8 @@ def main() -> int:
     parser.add_argument("--bulk", type=int, default=5000)
     parser.add_argument("--resets", type=int, default=20)
     parser.add_argument("--limit", type=int, default=10, help="fleet.bulk_transport.destination_concurrency_limit")
-    parser.add_argument("--scenarios", default="stock,mailfleet,campaign")
+    parser.add_argument("--scenarios", default="stock,mailfleet,campaign",
+                        help="comma list of stock, mailfleet, campaign, trap-nolimit, trap-transport")
     parser.add_argument("--lab-prefix", default="mflab")
     parser.add_argument("--lab-host", default="relay1")
     parser.add_argument("--local", action="store_true", help="run on loopback even when a lab is up")
@@ -515,7 +539,10 @@ def main() -> int:
     print()
     for o in outcomes.values():
         extra = f" (qmgr_message_active_limit {args.bulk // 2}, campaign {args.bulk})" if o.name == "campaign" else ""
-        print(f"{o.name:9} resets p50 {o.p50:7.2f} s  p99 {o.p99:7.2f} s  max {max(o.latencies, default=float('nan')):7.2f} s"
+        extra += trap_note(o.name, args.limit)
+        latency = (f"resets p50 {o.p50:7.2f} s  p99 {o.p99:7.2f} s  max {max(o.latencies):7.2f} s" if o.latencies
+                   else "resets: none delivered                          ")
+        print(f"{o.name:14} {latency}"
               f"  | bulk {o.bulk_rate:6.1f} msg/s  | sink peak {o.peak_sessions} sessions, {o.refused} refused (421)"
               f"{extra}{'  ' + o.note if o.note else ''}")
     if "stock" in outcomes and "mailfleet" in outcomes:
