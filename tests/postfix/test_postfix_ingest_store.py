@@ -284,3 +284,8 @@ def test_docker_json_lines_take_dockers_time_and_the_host_override(tmp_path: Pat
     assert tagged.execute("SELECT DISTINCT host FROM messages").fetchall() == [("mx1",)]
     first = tagged.execute("SELECT MIN(first_ts) FROM messages").fetchone()[0]
     assert datetime.fromtimestamp(first, tz=timezone.utc).year == 2025  # Docker's "time", not the mtime year
+
+
+def test_a_new_store_uses_large_pages(tmp_path: Path) -> None:
+    conn = _fresh(tmp_path)
+    assert conn.execute("PRAGMA page_size").fetchone() == (store.PAGE_SIZE,)
