@@ -39,11 +39,25 @@ def test_myhostname_lines_are_stripped_unless_they_reference_myhostname() -> Non
 
 def test_main_cf_paths_marker_and_overrides() -> None:
     text = render_main_cf(BASE, hostname="mx1.lab.test", extra_cf="myhostname = no\nmynetworks = 127.0.0.0/8 10.77.0.0/24\n",
-                          maps_dir="/maps", vmail_dir="/vmail", ssl_dir="/ssl")
+                          maps_dir="/maps", vmail_dir="/vmail", ssl_dir="/ssl", conf_dir="/conf")
     assert "/opt/postfix/conf" not in text and "texthash:/maps/virtual_mailbox_maps" in text
     assert "virtual_mailbox_base = /vmail" in text and "smtpd_tls_cert_file = /ssl/cert.pem" in text
     assert text.endswith("# User Overrides\nmyhostname = mx1.lab.test\nmynetworks = 127.0.0.0/8 10.77.0.0/24\n")
     assert "maillog_file = /var/log/postfix.log" in text
+    assert "mysql:" not in "".join(l for l in text.splitlines() if not l.startswith("#"))
+
+
+def test_extra_cf_written_for_mailcow_gets_the_lab_paths() -> None:
+    """extra.cf names Mailcow's container paths (the priority block re-states the SQL map)."""
+    extra = ("sender_dependent_default_transport_maps = regexp:/opt/postfix/conf/bulk.regexp,\n"
+             "  proxy:mysql:/opt/postfix/conf/sql/mysql_sender_dependent_default_transport_maps.cf\n"
+             "x_maps = proxy:mysql:/opt/postfix/conf/sql/mysql_something_new.cf\n")
+    text = render_main_cf(BASE, hostname="mx1.lab.test", extra_cf=extra, maps_dir="/maps", vmail_dir="/vmail",
+                          ssl_dir="/ssl", conf_dir="/checkout/data/conf/postfix")
+    tail = text.split("# User Overrides\n", 1)[1]
+    assert "regexp:/checkout/data/conf/postfix/bulk.regexp," in tail
+    assert "  texthash:/maps/sender_dependent_default_transport_maps\n" in tail
+    assert "x_maps = texthash:/maps/empty\n" in tail
 
 
 def test_maps_from_the_database() -> None:
@@ -69,7 +83,8 @@ def test_real_postfix_accepts_the_rendered_config(tmp_path: Path) -> None:
         (maps_dir / name).write_text(text)
     make_cert(tmp_path / "ssl")
     (config_dir / "main.cf").write_text(render_main_cf(BASE, hostname="mx1.lab.test", extra_cf="", maps_dir=str(maps_dir),
-                                                       vmail_dir=str(tmp_path / "vmail"), ssl_dir=str(tmp_path / "ssl")))
+                                                       vmail_dir=str(tmp_path / "vmail"), ssl_dir=str(tmp_path / "ssl"),
+                                                       conf_dir=str(tmp_path / "conf")))
     shutil.copyfile(MASTER, config_dir / "master.cf")
     check = subprocess.run(["postfix", "-c", str(config_dir), "check"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr

@@ -129,7 +129,8 @@ def start_postfix(project_dir: Path, paths: ProjectPaths, db: dict[str, Any], lo
         _prepare_vmail(paths)
     main_cf = render_main_cf(base, hostname=conf.get("MAILCOW_HOSTNAME", "localhost"), extra_cf=extra,
                              maps_dir=str(paths.postfix_maps), vmail_dir=str(paths.vmail),
-                             ssl_dir=str(project_dir / "data/assets/ssl"))
+                             ssl_dir=str(project_dir / "data/assets/ssl"),
+                             conf_dir=str(project_dir / "data/conf/postfix"))
     (config_dir / "main.cf").write_text(main_cf)
     shutil.copyfile(project_dir / "data/conf/postfix/master.cf", config_dir / "master.cf")
     env = dict(os.environ, MAIL_CONFIG=str(config_dir), MAILCOW_HOSTNAME=conf.get("MAILCOW_HOSTNAME", ""))

@@ -16,7 +16,7 @@ from typing import Any
 
 OVERRIDES_MARKER = "# User Overrides"
 MAP_NAMES = ("virtual_mailbox_domains", "virtual_mailbox_maps", "virtual_alias_maps", "relay_domains",
-             "transport_maps", "sender_dependent_default_transport_maps", "sasl_passwd")
+             "transport_maps", "sender_dependent_default_transport_maps", "sasl_passwd", "empty")
 _MYHOSTNAME = re.compile(r"^\s*myhostname\s*=")
 
 
@@ -26,17 +26,43 @@ def strip_myhostname(extra_cf: str) -> str:
                      if not (_MYHOSTNAME.match(line) and "$myhostname" not in line))
 
 
+# Mailcow's SQL maps (data/conf/postfix/sql/mysql_<name>.cf) -> the emulator's texthash map
+SQL_MAPS = {
+    "virtual_domains_maps": "virtual_mailbox_domains",
+    "virtual_mailbox_maps": "virtual_mailbox_maps",
+    "virtual_alias_maps": "virtual_alias_maps",
+    "virtual_alias_domain_maps": "empty",
+    "virtual_alias_domain_catchall_maps": "empty",
+    "virtual_spamalias_maps": "empty",
+    "virtual_relay_domain_maps": "relay_domains",
+    "transport_maps": "transport_maps",
+    "relay_ne": "empty",
+    "sender_dependent_default_transport_maps": "sender_dependent_default_transport_maps",
+    "sasl_passwd_maps_sender_dependent": "sasl_passwd",
+    "sasl_passwd_maps_transport_maps": "sasl_passwd",
+}
+_SQL_MAP = re.compile(r"(?:proxy:)?mysql:/opt/postfix/conf/sql/mysql_([A-Za-z0-9_]+)\.cf")
+
+
+def translate_paths(text: str, *, maps_dir: str, conf_dir: str, vmail_dir: str, ssl_dir: str) -> str:
+    """Mailcow's container paths -> the lab host's: SQL maps become texthash files (unknown
+    ones an empty map), ``/opt/postfix/conf`` the checkout's ``data/conf/postfix``."""
+    text = _SQL_MAP.sub(lambda m: f"texthash:{maps_dir}/{SQL_MAPS.get(m.group(1), 'empty')}", text)
+    text = text.replace("/opt/postfix/conf", conf_dir).replace("/var/vmail", vmail_dir)
+    return text.replace("/etc/ssl/mail", ssl_dir)
+
+
 def render_main_cf(base: str, *, hostname: str, extra_cf: str, maps_dir: str, vmail_dir: str,
-                   ssl_dir: str) -> str:
-    """The full main.cf: adapted base, marker, myhostname, filtered extra.cf."""
+                   ssl_dir: str, conf_dir: str = "/opt/postfix/conf") -> str:
+    """The full main.cf: adapted base, marker, myhostname, filtered extra.cf (paths translated
+    in both, as extra.cf is written for Mailcow's container)."""
     head = base.split(OVERRIDES_MARKER, 1)[0].rstrip("\n")
-    head = head.replace("/opt/postfix/conf", maps_dir).replace("/var/vmail", vmail_dir)
-    head = head.replace("/etc/ssl/mail", ssl_dir)
     tail = strip_myhostname(extra_cf).strip("\n")
     parts = [head, "", OVERRIDES_MARKER, f"myhostname = {hostname}"]
     if tail:
         parts.append(tail)
-    return "\n".join(parts) + "\n"
+    return translate_paths("\n".join(parts) + "\n", maps_dir=maps_dir, conf_dir=conf_dir, vmail_dir=vmail_dir,
+                           ssl_dir=ssl_dir)
 
 
 def _nexthop(hostname: str) -> str:
@@ -86,4 +112,5 @@ def render_maps(db: dict[str, Any]) -> dict[str, str]:
         "sasl_passwd": sasl_lines,
     }
     header = "# Rendered by the mailcow emulator from its database; do not edit.\n"
+    maps["empty"] = []
     return {name: header + "".join(line + "\n" for line in lines) for name, lines in maps.items()}
