@@ -90,6 +90,7 @@ def isolated_lab() -> Iterator[IsolatedLab]:
     _require_root()
     root = REPO / "var" / f"lab-test-{os.getpid()}"
     lab = IsolatedLab(root, 2)
+    lab.down()  # leftovers of an interrupted earlier run, found by the test lab's names
     try:
         yield lab
     finally:
