@@ -31,9 +31,20 @@ LOGS_DOMAIN = "COALESCE(rcpt_domain, '') IN (${domain:sqlstring})"
 # The transport the priority component gives bulk mail (postfix/bulk/smtp -> "bulk").
 BULK_TRANSPORT = "bulk"
 CLASS_SQL = f"CASE WHEN transport = '{BULK_TRANSPORT}' THEN 'bulk' ELSE 'transactional' END"
-# A deferral reason without "host X[ip] said: ", cut to something a table can show.
-REASON_SQL = ("substr(CASE WHEN reply LIKE 'host % said: %' THEN substr(reply, instr(reply, ' said: ') + 7) "
-              "ELSE COALESCE(reply, '') END, 1, 120)")
+# A deferral reason as a group: without "host X[ip] said: ", with the first <address> and the
+# first [bracketed] part (an IP, a queue id) masked, cut to something a table can show. SQLite has
+# no regular expressions; this catches what varies per recipient in the common replies.
+_SAID = ("(CASE WHEN reply LIKE 'host % said: %' THEN substr(reply, instr(reply, ' said: ') + 7) "
+         "ELSE COALESCE(reply, '') END)")
+
+
+def _mask(text: str, opening: str, closing: str) -> str:
+    at, end = f"instr({text}, '{opening}')", f"instr(substr({text}, instr({text}, '{opening}')), '{closing}')"
+    return (f"(CASE WHEN {at} > 0 AND {end} > 0 THEN substr({text}, 1, {at}) || '…' || "
+            f"substr({text}, {at} + {end} - 1) ELSE {text} END)")
+
+
+REASON_SQL = f"substr({_mask(_mask(_SAID, '<', '>'), '[', ']')}, 1, 120)"
 TX_DELAY_THRESHOLD = 60.0  # seconds of ``b`` (active queue) at p95 for transactional mail
 
 

@@ -60,7 +60,7 @@ def bar_chart(categories: Sequence[str], series: Mapping[str, Sequence[float]], 
     """Vertical bars per category; several series stacked (counts) or side by side (rates, delays)."""
     names = list(series)
     n = max(len(categories), 1)
-    left, right, top, bottom = 52, 8, 10, 42
+    left, right, top, bottom = 64, 8, 10, 42
     plot_w, plot_h = width - left - right, height - top - bottom
     if stacked:
         peak = max((sum(series[s][i] or 0 for s in names) for i in range(len(categories))), default=0)
