@@ -260,22 +260,23 @@ class Instance:
         self.run(["postconf", "-c", str(self.etc), "-M",
                   f"{addr}:{self.smtpd_port}/inet={addr}:{self.smtpd_port} inet n - n - - smtpd"])
 
-    def apply_mailfleet(self, limit: int) -> list[str]:
-        """Place what mailfleet renders for host bench1, the way Mailcow would see it."""
+    def apply_mailfleet(self, limit: int, inventory_text: str | None = None, host: str = "bench1") -> list[str]:
+        """Place what mailfleet renders for ``host``, the way Mailcow would see it."""
         from mailfleet.inventory import load_valid_inventory
         from mailfleet.priority import render_extra_cf, render_files
         from mailfleet.priority.render import HOOK_PATH, MAILCOW_SENDER_MAP
 
         inventory = self.directory / "fleet.yaml"
-        inventory.write_text(INVENTORY.format(limit=limit, address=self.place.postfix_address, sender=BULK_SENDER))
+        inventory.write_text(inventory_text or INVENTORY.format(limit=limit, address=self.place.postfix_address,
+                                                                sender=BULK_SENDER))
         fleet = load_valid_inventory(inventory).fleet
         assert fleet is not None
-        for rel, text in render_files(fleet, "bench1").items():
+        for rel, text in render_files(fleet, host).items():
             target = self.conf / Path(rel).name
             target.write_text(text)
             target.chmod(0o755 if rel == HOOK_PATH else 0o644)
         (self.conf / "mailcow_sender_map").write_text("")
-        extra = render_extra_cf(fleet, "bench1").replace(MAILCOW_SENDER_MAP, f"texthash:{self.conf}/mailcow_sender_map")
+        extra = render_extra_cf(fleet, host).replace(MAILCOW_SENDER_MAP, f"texthash:{self.conf}/mailcow_sender_map")
         extra = extra.replace("/opt/postfix/conf", str(self.conf))
         with open(self.etc / "main.cf", "a") as main:
             main.write("# User Overrides\n" + extra)

@@ -12,9 +12,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import shlex
+import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -197,5 +200,75 @@ def test_rendered_config_routes_bulk_and_resets_apart_through_real_postfix(lab_f
         assert 0 < outcome.peak_sessions <= 10 + 3 + 1
     finally:
         _shutil.rmtree(work, ignore_errors=True)
+        if work.parent.exists() and not os.listdir(work.parent):
+            work.parent.rmdir()
+
+
+HEADER_INVENTORY = """\
+fleet:
+  name: header-test
+hosts:
+  inb:
+    address: 127.0.0.2
+    hostname: inb.priority.test
+    roles: [inbound]
+    api_key: file:secrets/inb.api-key
+  rly:
+    address: 127.0.0.1
+    hostname: rly.priority.test
+    roles: [outbound-relay]
+    api_key: file:secrets/rly.api-key
+domains:
+  shop.test:
+    inbound: {inb: 10}
+    relay: rly
+    bulk:
+      senders: [newsletter@shop.test]
+      headers: ["Precedence: bulk"]
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="starts a Postfix instance (needs root)")
+def test_header_rule_and_sender_rule_choose_the_bulk_transport_in_real_cleanup():
+    """A relay-only host's rendered configuration on a real Postfix instance (loopback, no
+    delivery): bulk is parked with ``defer_transports = bulk``, so the queue shows which message
+    the configuration sent to the bulk transport: by sender, by ``Precedence: bulk`` through the
+    cleanup FILTER, and not the plain reset."""
+    import smtplib
+
+    bench = _bench_module()
+    work = REPO / "var" / "test-priority" / uuid.uuid4().hex[:8]
+    place = bench.Place(None, "127.0.0.1", "127.0.0.1", "loopback")
+    instance = bench.Instance(place, work / "headers", bench.free_port(place, "127.0.0.1", False),
+                              bench.free_port(place, "127.0.0.1", False))  # nothing listens on the sink port
+    try:
+        instance.create(["defer_transports = bulk"])
+        instance.apply_mailfleet(10, inventory_text=HEADER_INVENTORY, host="rly")
+        instance.start()
+        sent = {
+            "by-header": ("reset@shop.test", "Precedence: bulk\r\n"),
+            "by-sender": ("newsletter+c9@shop.test", ""),
+            "plain": ("reset@shop.test", ""),
+        }
+        with smtplib.SMTP("127.0.0.1", instance.smtpd_port, timeout=60) as smtp:
+            for tag, (sender, header) in sent.items():
+                smtp.sendmail(sender, [f"{tag}@gmail.test"],
+                              f"From: <{sender}>\r\nTo: <{tag}@gmail.test>\r\nSubject: {tag}\r\n{header}\r\nbody\r\n")
+        from mailfleet.priority.parse_queue import parse_postqueue_json
+
+        reasons: dict[str, str] = {}
+        for _ in range(60):  # bounded: up to 30 s for both deliveries to be tried
+            listing = parse_postqueue_json(instance.run(["postqueue", "-c", str(instance.etc), "-j"]))
+            reasons = {r[0].split("@")[0]: r[1] for m in listing.messages for r in m.recipients if r[1]}
+            if len(reasons) == 3:
+                break
+            time.sleep(0.5)
+        assert set(reasons) == set(sent), reasons
+        assert "deferred transport" in reasons["by-header"], reasons
+        assert "deferred transport" in reasons["by-sender"], reasons
+        assert "deferred transport" not in reasons["plain"], reasons
+    finally:
+        instance.stop()
+        shutil.rmtree(work, ignore_errors=True)
         if work.parent.exists() and not os.listdir(work.parent):
             work.parent.rmdir()
