@@ -20,6 +20,7 @@ Postfix's normal choice (relayhost or the recipient's MX).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from mailfleet.inventory.model import Domain, Fleet, Host
@@ -166,7 +167,7 @@ def fleet_sender_rules(fleet: Fleet) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted(addresses)), tuple(sorted(domains))
 
 
-def classify_sender(sender: str, addresses: tuple[str, ...] | frozenset[str], domains: tuple[str, ...] | frozenset[str]) -> str:
+def classify_sender(sender: str, addresses: Collection[str], domains: Collection[str]) -> str:
     """``"bulk"`` or ``"transactional"`` for an envelope sender, by the same rules Postfix applies
     (address extension ignored, case-insensitive; the null sender is never bulk)."""
     sender = sender.strip().lower()
