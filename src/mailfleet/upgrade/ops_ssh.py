@@ -79,7 +79,10 @@ class SshHostOps:
 
     def sh(self, host: Host, command: str, *, timeout: int = 120) -> tuple[int, str]:
         """Run ``command`` in the install dir; (exit code, stdout+stderr)."""
-        full = f"cd {shlex.quote(self.install_dir)} 2>/dev/null || exit 42; {{ {command} ; }} < /dev/null 2>&1"
+        # Output goes through a file: a daemon that ``docker compose up`` starts may inherit the
+        # command's stdout and would otherwise keep the SSH channel open until the timeout.
+        full = (f"cd {shlex.quote(self.install_dir)} 2>/dev/null || exit 42; out=$(mktemp) || exit 1; "
+                f"{{ {command} ; }} < /dev/null > \"$out\" 2>&1; rc=$?; cat \"$out\"; rm -f \"$out\"; exit $rc")
         result = self.conn(host).run(full, hide=True, warn=True, timeout=timeout, in_stream=False)
         return result.exited, result.stdout
 

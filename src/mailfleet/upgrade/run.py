@@ -214,8 +214,9 @@ def _handle_failure(state: RunState, host: Host, step: str, journal: Journal, op
         journal.step(host.name, "rollback", "failed", error=_text(exc))
         journal.host(host.name, "rollback-failed", step=step)
         outcome.rolled_back = False
-        outcome.error = f"{outcome.error}; ROLLBACK FAILED: {_text(exc)}. {host.name} may be down: look at it now"
-        note(outcome.error)
+        failure = f"ROLLBACK FAILED: {_text(exc)}. {host.name} may be down: look at it now"
+        outcome.error = f"{outcome.error}; {failure}"
+        note(f"{host.name}: {failure}")
         return
     journal.step(host.name, "rollback", "done", detail=detail)
     if bulk_deferred:
