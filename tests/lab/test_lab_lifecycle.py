@@ -5,6 +5,7 @@ The tests run in file order: up, faults, recovery, down."""
 
 from __future__ import annotations
 
+import dataclasses
 import imaplib
 import json
 import os
@@ -87,6 +88,14 @@ def test_up_builds_the_hosts_and_a_second_up_is_a_no_op(isolated_lab) -> None:
     second = isolated_lab.up()
     assert not second.changed and sorted(second.kept) == ["mx1", "relay1"]
     assert run_on(isolated_lab.paths.inventory, "relay1", "hostname").strip() == "relay1"
+    from mailfleet.lab.lifecycle import lab_up
+    from mailfleet.lab.system import LabError
+    with pytest.raises(LabError, match="cannot grow or shrink in place"):
+        lab_up(isolated_lab.paths, 3, isolated_lab.space, say=lambda _: None)
+    with pytest.raises(LabError, match="is inside the lab subnet"):  # a second lab on this lab's subnet
+        lab_up(dataclasses.replace(isolated_lab.paths, state_dir=isolated_lab.root / "other"), 1,
+               dataclasses.replace(isolated_lab.space, prefix="mflu", subnet=isolated_lab.space.subnet),
+               say=lambda _: None)
 
 
 def test_mail_from_one_host_arrives_over_imap_on_another(isolated_lab) -> None:
