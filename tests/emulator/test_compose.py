@@ -38,6 +38,13 @@ def test_version_commands_and_refusals(tmp_path: Path, shim_env: dict[str, str])
     assert not_a_checkout.returncode == 1
 
 
+def test_up_without_mailcow_conf_says_to_run_generate_config(emulated_repo: Path, tmp_path: Path,
+                                                              shim_env: dict[str, str]) -> None:
+    checkout = clone(emulated_repo, tmp_path / "fresh", None, shim_env)
+    result = docker(checkout, shim_env, "compose", "up", "-d")
+    assert result.returncode == 1 and "generate_config.sh" in result.stderr
+
+
 def test_up_ps_status_restart_down(stack: Path, shim_env: dict[str, str]) -> None:
     assert docker(stack, shim_env, "compose", "config", "-q").returncode == 0
     assert docker(stack, shim_env, "compose", "pull", "-q").returncode == 0

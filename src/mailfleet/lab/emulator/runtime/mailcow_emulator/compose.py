@@ -14,6 +14,8 @@ recorded as running without a process.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +130,17 @@ class Project:
         self.paths.state_dir.mkdir(parents=True, exist_ok=True)
         with open(self.paths.service_log(service), "a") as handle:
             handle.write(json.dumps({"time": time.time(), "line": line}) + "\n")
+
+
+@contextlib.contextmanager
+def compose_lock(project: Project) -> Iterator[None]:
+    project.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(project.paths.state_dir / "compose.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _merge(base: Any, override: Any) -> Any:
@@ -505,6 +519,12 @@ def main(argv: list[str], runtime_dir: Path) -> int:
                                f"emulated subcommands: {', '.join(EMULATED)}")
         directory = project_dir or (files[0].parent if files else Path.cwd())
         project = Project(files, directory, name, runtime_dir)
+        if command in ("up", "restart") and not (project.dir / "mailcow.conf").is_file():
+            raise ComposeError(f"mailcow emulator: {project.dir / 'mailcow.conf'} does not exist; the services need "
+                               "it. Run ./generate_config.sh in that directory first.")
+        if command in ("up", "down", "restart", "pull"):
+            with compose_lock(project):  # one state-changing compose run at a time, like dockerd
+                return COMMANDS[command](project, args)
         return COMMANDS[command](project, args)
     except ComposeError as exc:
         say(str(exc))
