@@ -7,9 +7,6 @@ import sys
 from invoke import Collection, Exit, task
 
 from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
-from mailfleet.deploy.render_report import render_json, render_summary, render_table
-from mailfleet.deploy.run import deploy_fleet, select_hosts
-from mailfleet.inventory import load_valid_inventory
 
 
 @task(help={
@@ -23,6 +20,12 @@ from mailfleet.inventory import load_valid_inventory
 @reports_errors
 def deploy(c, host=None, role=None, all=False, check=False, json=False, inventory=None):  # noqa: A002
     """Gather facts over SSH, plan, show the plan and apply it; a second run changes nothing."""
+    # Imported here: every `mailfleet` start builds the whole task namespace, and only deploy
+    # needs SSH, the API client and the templates.
+    from mailfleet.deploy.render_report import render_json, render_summary, render_table
+    from mailfleet.deploy.run import deploy_fleet, select_hosts
+    from mailfleet.inventory import load_valid_inventory
+
     inv = load_valid_inventory(default_inventory_path(inventory))
     assert inv.fleet is not None
     hosts = select_hosts(inv.fleet, host, role, all)
