@@ -87,7 +87,7 @@ def _variable(name: str, label: str, sql: str, ds: dict[str, str]) -> dict[str, 
     text = " ".join(sql.split())
     return {"name": name, "label": label, "type": "query", "datasource": dict(ds),
             "query": {"queryText": text, "rawQueryText": text, "queryType": "table", "timeColumns": []},
-            "definition": text, "refresh": 2, "includeAll": True, "multi": True, "sort": 1,
+            "refresh": 2, "includeAll": True, "multi": True, "sort": 1,
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]}, "hide": 0, "options": []}
 
 
