@@ -289,3 +289,16 @@ def test_docker_json_lines_take_dockers_time_and_the_host_override(tmp_path: Pat
 def test_a_new_store_uses_large_pages(tmp_path: Path) -> None:
     conn = _fresh(tmp_path)
     assert conn.execute("PRAGMA page_size").fetchone() == (store.PAGE_SIZE,)
+
+
+def test_a_busy_store_is_reported_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "BUSY_TIMEOUT", 0.2)
+    holder = _fresh(tmp_path)
+    holder.execute("BEGIN IMMEDIATE")  # another ingest is writing
+    conn = store.load_store(tmp_path / "logs.db")
+    log = tmp_path / "mail.log"
+    _write(log, _lines(1))
+    with pytest.raises(IngestError, match="busy.*another logs.ingest"):
+        save_log_file(conn, log, reference=REFERENCE, now=0.0)
+    holder.execute("ROLLBACK")
+    assert save_log_file(conn, log, reference=REFERENCE, now=0.0).events == 4

@@ -110,7 +110,7 @@ def save_log_file(
                 return _save_api_file(conn, path, handle, first, host, now)
             fingerprint = _fingerprint(first)
             key = f"file:{fingerprint}"
-            conn.execute("BEGIN IMMEDIATE")
+            store.begin_write(conn, str(path))
             try:
                 cursor = store.load_source(conn, key) or {
                     "key": key, "kind": "file", "fingerprint": fingerprint, "offset": 0,
@@ -181,7 +181,7 @@ def save_time_ordered(
     the transaction, so memory does not grow with the size of the pull. ``bad`` (or a
     callable giving it after the stream ends) is the count of lines that were not Postfix.
     """
-    conn.execute("BEGIN IMMEDIATE")
+    store.begin_write(conn, path or key)
     try:
         cursor = store.load_source(conn, key) or {
             "key": key, "kind": kind, "fingerprint": None, "offset": 0, "last_ts": None, "last_hashes": None,
