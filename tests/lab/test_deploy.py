@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,19 @@ def test_inbound_host_gets_relayhosts_and_its_domains_point_at_their_relays(depl
             if created:
                 api.delete_relayhost(*created)
         copy.unlink()
+
+
+def test_an_unpinned_host_is_refused_with_the_fingerprint_it_presents(deployed: Path) -> None:
+    inv = load_valid_inventory(deployed)
+    assert inv.fleet is not None
+    real = inv.fleet.hosts["tx1"].host_key
+    assert real
+    copy = deployed.with_name(f"lab-no-key-{os.getpid()}.yaml")
+    copy.write_text(re.sub(rf"(?m)^[ \t]*host_key: {re.escape(real)}\n", "", deployed.read_text()))
+    try:
+        code, report, _ = deploy(copy, "--host", "tx1", "--check", "--json")
+    finally:
+        copy.unlink()
+    assert code == 1
+    error = report["hosts"]["tx1"]["error"]
+    assert "no host key is pinned" in error and fingerprint(real) in error and "trust-host --host tx1" in error

@@ -21,11 +21,11 @@ from mailfleet.deploy.plan import plan_host
 from mailfleet.deploy.plan_steps import PlanInput, desired_sysctl
 from mailfleet.deploy.remote import Remote, SshRemote
 from mailfleet.deploy.sources import HostSources, host_steps, load_host_sources, load_playbooks
-from mailfleet.errors import MailfleetError
+from mailfleet.errors import HostKeyError, MailfleetError, SecretError
 from mailfleet.inventory.load import Inventory
 from mailfleet.inventory.model import Fleet, Host
 from mailfleet.mailcow.tunnel import ApiEndpoint
-from mailfleet.ssh import open_connection, run_on_hosts
+from mailfleet.ssh import fetch_host_key, fingerprint, open_connection, run_on_hosts
 
 MAX_ROUNDS = 5
 
@@ -151,6 +151,13 @@ def ssh_remote_factory(inv: Inventory) -> RemoteFactory:
     assert fleet is not None
 
     def make(host: Host, sources: HostSources) -> Remote:
+        if not host.host_key:
+            # Unknown host: show what it presents (a handshake only, nothing is sent) and stop.
+            presented = fetch_host_key(host.address, host.ssh_port)
+            raise HostKeyError(
+                f"{host.name}: no host key is pinned in the inventory; {host.address} presents "
+                f"{presented.split()[0]} {fingerprint(presented)}. Nothing was sent. Compare it with the host's "
+                f"console, then pin it with `mailfleet trust-host --host {host.name}`.")
         conn = open_connection(host, fleet, inv.base_dir)
         return _ClosingRemote(SshRemote(conn, host, fleet, sources.api_key), conn)
 
@@ -190,7 +197,10 @@ def deploy_fleet(inv: Inventory, hosts: Sequence[Host], *, check: bool,
 
     def work(host: Host) -> HostOutcome:
         steps = host_steps(host, books)
-        sources = load_host_sources(host, inv, steps)
+        try:
+            sources = load_host_sources(host, inv, steps)
+        except SecretError as exc:
+            raise SecretError(f"{host.name}: {exc}") from None
         remote = factory(host, sources)
         try:
             return deploy_host(remote, HostJob(host, fleet, steps, sources), check=check)
