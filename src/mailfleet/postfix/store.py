@@ -156,8 +156,11 @@ def migrate(conn: sqlite3.Connection, name: str | Path = "database") -> None:
             f"({SCHEMA_VERSION}); upgrade mailfleet before writing to it."
         )
     for number in range(version, SCHEMA_VERSION):
-        conn.execute("BEGIN IMMEDIATE")
+        begin_write(conn, f"{name} (schema migration)")
         try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] > number:  # another process did it
+                conn.execute("COMMIT")
+                continue
             for statement in MIGRATIONS[number].split(";"):
                 if statement.strip():
                     conn.execute(statement)
