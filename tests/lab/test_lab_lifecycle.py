@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -147,14 +148,33 @@ def test_fault_down_stops_answering_and_heal_brings_it_back(isolated_lab) -> Non
     assert state is not None and state.faults == {}
 
 
+def _cli(isolated_lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """The same through the command line, as a user types it."""
+    mailfleet = str(Path(sys.executable).with_name("mailfleet"))
+    where = ["--dir", str(isolated_lab.paths.state_dir), "--inventory", str(isolated_lab.paths.inventory)]
+    return subprocess.run([mailfleet, *args, *where], capture_output=True, text=True, timeout=120)
+
+
 def test_partition_cuts_the_host_off_and_heal_reconnects_it(isolated_lab) -> None:
     try:
-        apply_fault(isolated_lab.paths, "relay1", "partition", say=lambda _: None)
+        result = _cli(isolated_lab, "lab.fault", "--host", "relay1", "--kind", "partition")
+        assert result.returncode == 0, result.stderr
+        assert "relay1 is cut off" in result.stdout
         assert not answers_ssh("10.79.0.12", timeout=1.5)
         assert answers_ssh("10.79.0.11")
+        status = _cli(isolated_lab, "lab.status", "--json")
+        assert status.returncode == 1
+        report = json.loads(status.stdout)
+        assert report["hosts"]["relay1"]["link"] == "down" and not report["hosts"]["relay1"]["ok"]
+        assert report["hosts"]["relay1"]["faults"] == ["partition"]
+        assert report["hosts"]["mx1"]["ok"] and report["hosts"]["mx1"]["ssh"]["hostname"] == "mx1"
     finally:
-        heal_lab(isolated_lab.paths, "relay1", say=lambda _: None)
+        healed = _cli(isolated_lab, "lab.heal", "--host", "relay1")
+    assert healed.returncode == 0 and "link mfltv12 up again" in healed.stdout
     assert wait_until(lambda: answers_ssh("10.79.0.12"), 10)
+    assert _cli(isolated_lab, "lab.status").returncode == 0
+    again = _cli(isolated_lab, "lab.heal")
+    assert again.returncode == 0 and "nothing to heal" in again.stdout
 
 
 def test_emulator_faults_are_written_for_the_emulator_and_healed(isolated_lab) -> None:
