@@ -138,3 +138,27 @@ def test_a_domain_a_host_already_holds_with_another_key_is_refused(lab_inventory
     assert "the inventory and the key folder were not changed" in done.stderr
     assert lab_inventory.read_text() == before
     assert load_key(inv.secrets_dir, "handmade.example", "s2026") is None
+
+
+def test_tlsa_from_hosts_matches_the_certificate_each_mx_serves(lab_inventory: Path) -> None:
+    from mailfleet.ssh import open_connection
+
+    inv = load_valid_inventory(lab_inventory)
+    if inv.fleet.domain("example.org") is None:
+        done = mailfleet(*add_domain_args(next(d for d in example_domains() if d.name == "example.org"), lab_inventory))
+        assert done.returncode == 0, done.stdout + done.stderr
+        inv = load_valid_inventory(lab_inventory)
+    listed = mailfleet("dns.records", "--domain", "example.org", "--tlsa-from-hosts", "--format", "json",
+                       "--inventory", str(lab_inventory))
+    assert listed.returncode == 0, listed.stderr
+    tlsa = {r["name"]: r["value"] for r in json.loads(listed.stdout)["records"] if r["type"] == "TLSA"}
+    install_dir = inv.fleet.settings.mailcow.install_dir
+    for name in ("mx1", "mx2"):
+        host = inv.fleet.hosts[name]
+        conn = open_connection(host, inv.fleet, inv.base_dir)
+        try:  # computed on the host by openssl, independently of mailfleet's code
+            digest = conn.run(f"openssl x509 -in {install_dir}/data/assets/ssl/cert.pem -pubkey -noout"
+                              " | openssl pkey -pubin -outform DER | sha256sum", hide=True, in_stream=False).stdout.split()[0]
+        finally:
+            conn.close()
+        assert tlsa[f"_25._tcp.{host.hostname}"] == f"3 1 1 {digest}"

@@ -22,6 +22,7 @@ from mailfleet.inventory import Inventory, load_valid_inventory
 
 FORMATS = ("table", "bind", "json", "octodns")
 _INVENTORY_HELP = "inventory file (default: $MAILFLEET_INVENTORY, inventory/lab.yaml while a lab is up, else inventory/example.yaml)"
+_TLSA_HOSTS_HELP = "read each MX host's Mailcow certificate over SSH and add its TLSA 3 1 1 record"
 _TLSA_HELP = "HOST=FILE: the PEM certificate or key an MX host presents (repeatable); adds its TLSA 3 1 1 record"
 
 
@@ -43,15 +44,26 @@ def load_tlsa(inv: Inventory, pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def load_record_set(inv: Inventory, domain_name: str, tlsa_pairs: list[str] | None = None) -> RecordSet:
-    """The expected record set of one inventory domain (reads local DKIM keys, no network)."""
+def load_record_set(inv: Inventory, domain_name: str, tlsa_pairs: list[str] | None = None,
+                    tlsa_from_hosts: bool = False) -> RecordSet:
+    """The expected record set of one inventory domain (reads local DKIM keys; the network only
+    with ``tlsa_from_hosts``, and a host that cannot be reached only loses its TLSA record)."""
     assert inv.fleet is not None
     domain = inv.fleet.domain(domain_name)
     if domain is None:
         known = ", ".join(inv.fleet.domains) or "none"
         raise MailfleetError(f"{domain_name!r} is not a domain in {inv.path} (domains: {known}); "
                              f"add it with `mailfleet add-domain --domain {domain_name}`")
-    return plan_records(inv.fleet, domain, load_publications(inv.secrets_dir, domain), load_tlsa(inv, tlsa_pairs or []))
+    tlsa = load_tlsa(inv, tlsa_pairs or [])
+    if tlsa_from_hosts:
+        from mailfleet.dns.gather_tlsa import gather_tlsa
+
+        wanted = [inv.fleet.hosts[h] for h in domain.inbound_hosts if h not in tlsa]
+        found, errors = gather_tlsa(inv, wanted)
+        tlsa.update(found)
+        for host, error in errors.items():
+            print(f"warning: no TLSA for {host}: {error}", file=sys.stderr)
+    return plan_records(inv.fleet, domain, load_publications(inv.secrets_dir, domain), tlsa)
 
 
 @task(iterable=["tlsa"], help={
@@ -59,17 +71,18 @@ def load_record_set(inv: Inventory, domain_name: str, tlsa_pairs: list[str] | No
     "format": f"one of {', '.join(FORMATS)} (default table)",
     "soa": "with --format bind: add SOA and NS naming this name server, so the text is a complete zone",
     "tlsa": _TLSA_HELP,
+    "tlsa_from_hosts": _TLSA_HOSTS_HELP,
     "inventory": _INVENTORY_HELP,
 })
 @reports_errors
-def records(c, domain=None, format="table", soa=None, tlsa=None, inventory=None):
+def records(c, domain=None, format="table", soa=None, tlsa=None, tlsa_from_hosts=False, inventory=None):
     """Print every DNS record DOMAIN needs, each with why; works with every host down."""
     if format not in FORMATS:
         raise Exit(f"error: --format must be one of {', '.join(FORMATS)}, not {format!r}", code=2)
     if not domain:
         raise Exit("error: this task needs --domain NAME", code=2)
     inv = load_valid_inventory(default_inventory_path(inventory))
-    record_set = load_record_set(inv, domain, tlsa)
+    record_set = load_record_set(inv, domain, tlsa, tlsa_from_hosts)
     if format == "json":
         print_json(render_json(record_set))
     elif format == "bind":
@@ -112,16 +125,17 @@ def render_verdicts(record_set: RecordSet, verdicts: list[Verdict], server: str)
     "domain": "the mail domain",
     "nameserver": "HOST[:PORT] to ask directly (e.g. your authoritative server); default: the system resolver",
     "tlsa": _TLSA_HELP,
+    "tlsa_from_hosts": _TLSA_HOSTS_HELP,
     "json": "print {\"domain\", \"ok\", \"records\": [{name, type, expected, found, status, explanation}]}",
     "inventory": _INVENTORY_HELP,
 })
 @reports_errors
-def check(c, domain=None, nameserver=None, tlsa=None, json=False, inventory=None):
+def check(c, domain=None, nameserver=None, tlsa=None, tlsa_from_hosts=False, json=False, inventory=None):
     """Compare published DNS with the records DOMAIN needs; exit 1 on drift."""
     if not domain:
         raise Exit("error: this task needs --domain NAME", code=2)
     inv = load_valid_inventory(default_inventory_path(inventory))
-    record_set = load_record_set(inv, domain, tlsa)
+    record_set = load_record_set(inv, domain, tlsa, tlsa_from_hosts)
     resolver = make_resolver(nameserver)
     verdicts = check_domain(record_set, resolver)
     drift = any(v.is_drift for v in verdicts)
