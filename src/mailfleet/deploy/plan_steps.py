@@ -307,6 +307,18 @@ def relayhost_nexthop(relay: Host, port: int = 25) -> str:
     return f"[{address}]:{port}"
 
 
+def find_relayhost(relayhosts: Sequence[Mapping[str, Any]], relay: Host, port: int) -> Mapping[str, Any] | None:
+    """An existing relayhost that already means ``relay`` under any spelling (its address, its
+    hostname or a public IP; bracketed or not; with this port), lowest id first. Whoever made it
+    (an earlier deploy, add-domain, the UI), it is reused rather than duplicated."""
+    names = {relay.address, relay.hostname, *relay.public_ips}
+    spellings = {form.lower() for name in names for form in (f"[{name}]:{port}", f"{name}:{port}")}
+    if port == 25:
+        spellings |= {form.lower() for name in names for form in (f"[{name}]", name)}
+    matches = [r for r in relayhosts if str(r.get("hostname", "")).strip().lower() in spellings]
+    return min(matches, key=lambda r: int(str(r.get("id", 0)) or 0)) if matches else None
+
+
 def plan_relayhost_wiring(step: PlaybookStep, inp: PlanInput, earlier: Sequence[PlannedStep]) -> PlannedStep:
     """Inbound hosts: one relayhost per relay, each served domain's relayhost set to its relay.
 
@@ -317,11 +329,14 @@ def plan_relayhost_wiring(step: PlaybookStep, inp: PlanInput, earlier: Sequence[
     if not inp.host.has_role("inbound"):
         return _ok(step, note="not an inbound host")
     wanted: dict[str, str] = {}  # domain -> nexthop
+    relay_by_nexthop: dict[str, Host] = {}
     port = int(step.params.get("port", 25))
     for domain in inp.fleet.domains_served_by(inp.host.name):
         relay_name = domain.transactional_relay or domain.relay
         if relay_name and relay_name in inp.fleet.hosts and relay_name != inp.host.name:
-            wanted[domain.ascii] = relayhost_nexthop(inp.fleet.hosts[relay_name], port)
+            relay = inp.fleet.hosts[relay_name]
+            wanted[domain.ascii] = relayhost_nexthop(relay, port)
+            relay_by_nexthop[wanted[domain.ascii]] = relay
     if not wanted:
         return _ok(step, note="no served domain has a relay")
     # The API's data survives a container restart, so a running Mailcow is planned against now;
@@ -330,14 +345,15 @@ def plan_relayhost_wiring(step: PlaybookStep, inp: PlanInput, earlier: Sequence[
         nexthops = sorted(set(wanted.values()))
         return _deferred(step, "the Mailcow API is not up yet",
                          [f"relayhost {n}" for n in nexthops] + [f"{len(wanted)} domains' relayhost"])
-    relayhosts = {str(r.get("hostname")): r for r in inp.api.get("relayhosts", [])}
+    relayhosts = list(inp.api.get("relayhosts", []))
     domains = {str(d.get("domain_name")): d for d in inp.api.get("domains", [])}
     calls: list[ApiCall] = []
     changes: list[str] = []
     ids: dict[str, str] = {}
     for nexthop in sorted(set(wanted.values())):
-        if nexthop in relayhosts:
-            ids[nexthop] = str(relayhosts[nexthop].get("id"))
+        existing = find_relayhost(relayhosts, relay_by_nexthop[nexthop], port)
+        if existing is not None:
+            ids[nexthop] = str(existing.get("id"))
         else:
             ids[nexthop] = "@" + nexthop
             calls.append(ApiCall("add_relayhost", (nexthop,), binds=nexthop))
