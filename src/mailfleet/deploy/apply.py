@@ -22,7 +22,9 @@ def render_apply_script(batch: Sequence[tuple[int, PlannedStep, Shell]]) -> str:
     lines = ["export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     for index, _step, action in batch:
         lines.append(f"echo '@@mf-step:{index}@@'")
-        lines.append(f"(\nset -eu\n{action.script}\n) || exit $?")
+        # Not `( ... ) || exit`: POSIX shells ignore `set -e` inside a command that is part of
+        # an || list, so a failing command would not stop its step. Test the status afterwards.
+        lines.append(f"(\nset -eu\n{action.script}\n)\nmf_rc=$?; [ \"$mf_rc\" -eq 0 ] || exit \"$mf_rc\"")
     lines.append("echo '@@mf-step:done@@'")
     return "\n".join(lines) + "\n"
 
