@@ -376,7 +376,8 @@ def cmd_ps(project: Project, args: list[str]) -> int:
             state_now = "exited"  # its process died; `up -d` starts it again
             if not show_all:
                 continue
-        status = {"running": "Up", "exited": "Exited (137)"}.get(state_now, f"Restarting ({s.get('exit_code', 1)})")
+        status = {"running": f"Up {_human_age(s['started_at'])}", "exited": "Exited (137)"}.get(
+            state_now, f"Restarting ({s.get('exit_code', 1)})")
         rows.append({
             "Command": '"mailcow-emulator"', "CreatedAt": s["created_at"], "ExitCode": s.get("exit_code", 0),
             "Health": "", "ID": hashlib.sha256(f"{project.container(service)} {s['created_at']}".encode()).hexdigest()[:12],
@@ -395,6 +396,28 @@ def cmd_ps(project: Project, args: list[str]) -> int:
         for row in rows:
             print(f"{row['Name']:45} {row['Image']:40} {row['Service']:20} {row['Status']}")
     return 0
+
+
+def _human_age(started_at: str) -> str:
+    """Docker's "Up 2 minutes" wording for how long a container has run."""
+    try:
+        started = datetime.fromisoformat(started_at[:26].rstrip("Z") + "+00:00")
+    except ValueError:
+        return "Less than a second"
+    seconds = max(0, int((datetime.now(timezone.utc) - started).total_seconds()))
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 60:
+        return f"{seconds} seconds"
+    if seconds < 120:
+        return "About a minute"
+    if seconds < 3600:
+        return f"{seconds // 60} minutes"
+    if seconds < 7200:
+        return "About an hour"
+    if seconds < 172800:
+        return f"{seconds // 3600} hours"
+    return f"{seconds // 86400} days"
 
 
 def cmd_exec(project: Project, args: list[str]) -> int:
