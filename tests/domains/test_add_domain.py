@@ -182,3 +182,22 @@ def test_sync_leaves_a_domain_alone_when_hosts_have_a_key_and_we_have_none(inven
     assert not key_path(inv.secrets_dir, "news.example", "s2026").exists()
     assert "news.example" not in fake_fleet.apis["mx2"].domain_names()
     assert "example.com" in fake_fleet.apis["mx2"].domain_names()
+
+
+def test_sync_reports_domains_the_inventory_does_not_list(inventory_path, fake_fleet) -> None:
+    from mailfleet.lab.emulator.runtime.mailcow_emulator import logic
+
+    mx1 = fake_fleet.apis["mx1"]
+    logic.add_domain(mx1.db, mx1.redis, {"domain": "legacy.example", "key_size": 0}, mx1.deps)
+    result = sync_domains(load_valid_inventory(inventory_path), check=True, opener=fake_fleet.opener)
+    assert any("mx1 also holds legacy.example" in n for n in result.report.notes)
+    assert "legacy.example" in mx1.domain_names()  # left alone
+
+
+def test_key_size_is_written_for_a_new_domain_and_refused_when_it_contradicts(inventory_path, fake_fleet) -> None:
+    result = run(inventory_path, fake_fleet, "big.example", key_size=3072, check=True)
+    assert result.entry["dkim"] == {"selector": "s2026", "key_size": 3072}
+    with pytest.raises(DomainInputError, match="dkim.rotate"):
+        run(inventory_path, fake_fleet, "billing.example", key_size=2048)
+    with pytest.raises(DomainInputError, match="1024, 2048, 3072, 4096"):
+        run(inventory_path, fake_fleet, "odd.example", key_size=1000)

@@ -16,6 +16,21 @@ from mailfleet.inventory import load_valid_inventory
 _INVENTORY_HELP = "inventory file (default: $MAILFLEET_INVENTORY, inventory/lab.yaml while a lab is up, else inventory/example.yaml)"
 
 
+def render_entry(name: str, entry: dict[str, Any]) -> str:
+    """The YAML lines add-domain would append under ``domains:``."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    buffer = io.StringIO()
+    from mailfleet.inventory.merge import merge_domain
+
+    doc: dict[str, Any] = {"domains": None}
+    merge_domain(doc, name, entry)  # the same flow styles the inventory gets
+    YAML(typ="rt").dump(doc, buffer)
+    return "\n".join("  | " + line for line in buffer.getvalue().splitlines()[1:])
+
+
 def report_json(report: PushReport, check: bool) -> dict[str, Any]:
     hosts = {}
     for name, result in report.results.items():
@@ -72,13 +87,14 @@ def _finish(report: PushReport, check: bool, rerun: str, json: bool = False) -> 
     "relay": "the outbound relay for its mail; default: the first outbound-relay host",
     "transactional_relay": "the relay for its transactional mail (optional)",
     "selector": "DKIM selector; default: the one most domains of the fleet use, else 'dkim'",
+    "key_size": "DKIM RSA key size for a new domain: 1024, 2048 (default), 3072 or 4096",
     "check": "show the plan (inventory entry and every host's changes); change nothing",
     "json": "print {\"hosts\": {NAME: {\"ok\", \"changes\", \"steps\", \"warnings\", \"error\"}}, ...}",
     "inventory": _INVENTORY_HELP,
 })
 @reports_errors
-def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=None, selector=None, check=False,
-               json=False, inventory=None):
+def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=None, selector=None, key_size=None,
+               check=False, json=False, inventory=None):
     """Add a domain to the inventory and to every Mailcow host that serves or signs for it.
 
     Writes the inventory entry (defaults: every inbound host, the first relay, DMARC p=none,
@@ -90,8 +106,10 @@ def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=Non
     if not domain:
         raise Exit("error: add-domain needs --domain NAME", code=2)
     inv = load_valid_inventory(default_inventory_path(inventory))
+    if key_size is not None and not str(key_size).isdigit():
+        raise Exit(f"error: --key-size must be a number of bits such as 2048, not {key_size!r}", code=2)
     result = run_add_domain(inv, domain, inbound=inbound or [], relay=relay, transactional_relay=transactional_relay,
-                            selector=selector, check=check)
+                            selector=selector, key_size=int(key_size) if key_size is not None else None, check=check)
     if json:
         data = report_json(result.report, check)
         data.update({"domain": result.domain.ascii, "inventory_entry": result.entry if result.new_in_inventory else None,
@@ -103,6 +121,8 @@ def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=Non
             verb = "would add" if check else "added"
             print(f"inventory: {verb} {d.name} (inbound {', '.join(d.inbound_hosts)}; relay {d.relay or 'none'}; "
                   f"selector {d.dkim.selector}; DMARC p={d.dmarc.policy}) {'to' if check else 'in'} {inv.path}")
+            if check and result.entry is not None:
+                print(render_entry(d.name, result.entry))
         else:
             print(f"inventory: {d.name} is already there; pushing it as written")
         if result.key_created:

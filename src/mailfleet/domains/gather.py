@@ -37,4 +37,5 @@ def gather_host_state(client: MailcowClient, host: str, domains: Sequence[Domain
     pushed: Mapping[str, str] = load_pushed_mta_sts(state_dir, host)
     return HostState(host=host, domains={k: v for k, v in rows.items() if k in wanted}, dkim=dkim,
                      mailboxes=mailboxes, aliases=aliases, relayhosts=relayhosts,
-                     mta_sts={k: v for k, v in pushed.items() if k in wanted})
+                     mta_sts={k: v for k, v in pushed.items() if k in wanted},
+                     other_domains=tuple(sorted(k for k in rows if k not in wanted)))

@@ -39,6 +39,7 @@ class HostState:
     aliases: Mapping[str, AliasState] = field(default_factory=dict)  # address -> alias
     relayhosts: tuple[RelayhostState, ...] = ()
     mta_sts: Mapping[str, str] = field(default_factory=dict)  # ascii -> policy id mailfleet pushed
+    other_domains: tuple[str, ...] = ()  # domains on the host outside the ones asked about
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from mailfleet.errors import MailfleetError
 from mailfleet.inventory.model import Domain, Fleet
-from mailfleet.inventory.rules_names import check_selector, to_ascii_domain
+from mailfleet.inventory.rules_names import DKIM_KEY_SIZES, check_selector, to_ascii_domain
 
 
 class DomainInputError(MailfleetError):
@@ -43,7 +43,8 @@ def default_selector(fleet: Fleet) -> str:
 
 
 def plan_domain_entry(fleet: Fleet, name: str, inbound: Sequence[str] = (), relay: str | None = None,
-                      transactional_relay: str | None = None, selector: str | None = None) -> dict[str, Any]:
+                      transactional_relay: str | None = None, selector: str | None = None,
+                      key_size: int | None = None) -> dict[str, Any]:
     """The mapping to write under ``domains.<name>``; raises ``DomainInputError`` with every problem."""
     problems: list[str] = []
     try:
@@ -63,6 +64,9 @@ def plan_domain_entry(fleet: Fleet, name: str, inbound: Sequence[str] = (), rela
             selector = check_selector(selector)
         except ValueError as exc:
             problems.append(f"--selector: {exc}")
+    if key_size is not None and key_size not in DKIM_KEY_SIZES:
+        problems.append(f"--key-size {key_size}: Mailcow signs with RSA keys of {', '.join(map(str, DKIM_KEY_SIZES))} "
+                        "bits; 2048 is what receivers expect")
     if not inbound:
         inbound = [h.name for h in fleet.hosts_with_role("inbound")]
         if not inbound:
@@ -81,6 +85,8 @@ def plan_domain_entry(fleet: Fleet, name: str, inbound: Sequence[str] = (), rela
     if transactional_relay:
         entry["transactional_relay"] = transactional_relay
     entry["dkim"] = {"selector": selector or default_selector(fleet)}
+    if key_size and key_size != 2048:
+        entry["dkim"]["key_size"] = key_size
     entry["dmarc"] = {"policy": "none"}
     mailboxes: dict[str, dict[str, Any]] = {"postmaster": {}}
     for report in (fleet.settings.dmarc_reports, fleet.settings.tlsrpt_reports):
@@ -92,7 +98,8 @@ def plan_domain_entry(fleet: Fleet, name: str, inbound: Sequence[str] = (), rela
 
 
 def check_matches_existing(domain: Domain, inbound: Sequence[str] = (), relay: str | None = None,
-                           transactional_relay: str | None = None, selector: str | None = None) -> None:
+                           transactional_relay: str | None = None, selector: str | None = None,
+                           key_size: int | None = None) -> None:
     """add-domain for a domain already in the inventory pushes it as written; flags that ask for
     something else are refused rather than silently ignored."""
     problems = []
@@ -109,5 +116,8 @@ def check_matches_existing(domain: Domain, inbound: Sequence[str] = (), relay: s
     if selector and selector != domain.dkim.selector:
         problems.append(f"--selector {selector}: {domain.name} signs with selector {domain.dkim.selector}; "
                         "use `mailfleet dkim.rotate` to move to a new one")
+    if key_size and key_size != domain.dkim.key_size:
+        problems.append(f"--key-size {key_size}: {domain.name} has key_size {domain.dkim.key_size}; a new size takes "
+                        "a new key: set dkim.key_size in the inventory and run `mailfleet dkim.rotate`")
     if problems:
         raise DomainInputError(problems)

@@ -64,7 +64,8 @@ def _alias_targets(domain: Domain, local: str) -> tuple[str, ...]:
 
 
 def plan_host(fleet: Fleet, host: Host, state: HostState, domains: Sequence[Domain],
-              keys: Mapping[str, tuple[str, str]], *, overwrite_keys: Collection[str] = ()) -> HostPlan:
+              keys: Mapping[str, tuple[str, str]], *, overwrite_keys: Collection[str] = (),
+              report_unmanaged: bool = False) -> HostPlan:
     """Ops for one host. ``keys`` maps a domain's ascii name to (selector, public key base64)
     of the key it must sign with; a domain missing there is skipped with a note.
     ``overwrite_keys``: the domains (ascii) whose differing host keys are replaced with ours."""
@@ -135,6 +136,11 @@ def plan_host(fleet: Fleet, host: Host, state: HostState, domains: Sequence[Doma
                           f"mx {', '.join(policy.mx)} (id {policy.policy_id})",
                           {"mode": policy.mode, "mx": list(policy.mx), "max_age": policy.max_age,
                            "policy_id": policy.policy_id}))
+    if report_unmanaged:
+        for name in state.other_domains:
+            if fleet.domain(name) is None:
+                notes.append(f"{host.name} also holds {name}, which the inventory does not list; mailfleet leaves it "
+                             "alone (add it to the inventory to manage it, or delete it in Mailcow)")
     return HostPlan(host.name, tuple(ops), tuple(conflicts), tuple(notes))
 
 

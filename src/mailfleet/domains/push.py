@@ -51,7 +51,7 @@ class PushReport:
 
 def push_domains(inv: Inventory, domains: Sequence[Domain], keys: Mapping[str, DkimKey], *, check: bool,
                  overwrite_keys: Collection[str] = (), opener: ClientOpener = default_opener,
-                 hosts: Sequence[Host] | None = None) -> PushReport:
+                 hosts: Sequence[Host] | None = None, report_unmanaged: bool = False) -> PushReport:
     """Bring every host of ``domains`` to the inventory's state; with ``check``, only plan."""
     assert inv.fleet is not None
     fleet = inv.fleet
@@ -64,7 +64,8 @@ def push_domains(inv: Inventory, domains: Sequence[Domain], keys: Mapping[str, D
         result = HostResult(host.name)
         with opener(host, inv) as client:
             state = gather_host_state(client, host.name, domains, inv.secrets_dir / "state")
-            plan = plan_host(fleet, host, state, domains, public, overwrite_keys=overwrite_keys)
+            plan = plan_host(fleet, host, state, domains, public, overwrite_keys=overwrite_keys,
+                             report_unmanaged=report_unmanaged)
             conflicts[host.name] = list(plan.conflicts)
             notes[host.name] = list(plan.notes)
             result.planned = [op.what for op in plan.ops]

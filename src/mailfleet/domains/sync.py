@@ -35,7 +35,8 @@ def sync_domains(inv: Inventory, *, check: bool = False, opener: ClientOpener = 
         if new:
             created.add(domain.ascii)
     owned = {d.ascii for d in domains} - created
-    preflight = push_domains(inv, domains, keys, check=True, overwrite_keys=owned, opener=opener)
+    preflight = push_domains(inv, domains, keys, check=True, overwrite_keys=owned, opener=opener,
+                             report_unmanaged=True)
     skipped = {c.domain: c.message for c in preflight.conflicts}
     if check:
         return SyncResult(preflight, preflight, skipped)
@@ -45,4 +46,5 @@ def sync_domains(inv: Inventory, *, check: bool = False, opener: ClientOpener = 
     report = push_domains(inv, go, {d.ascii: keys[d.ascii] for d in go}, check=False, overwrite_keys=owned,
                           opener=opener)
     report.conflicts = preflight.conflicts
+    report.notes = preflight.notes
     return SyncResult(report, preflight, skipped)
