@@ -80,4 +80,7 @@ def facts_for(host: Host, fleet: Fleet, steps: Sequence[PlaybookStep], file_path
                           f"printf '\\n---\\n'; cat {q(d + '/docker-compose.override.yml')}; fi",
                           p.parse_compose_services))
         facts.append(Fact("cert", f"cat {q(d + '/data/assets/ssl/cert.pem')}", str))
+    from mailfleet.deploy.extensions import extension_facts  # late: extensions imports this module
+
+    facts += extension_facts(host, fleet, steps)  # facts of step kinds other components add
     return facts

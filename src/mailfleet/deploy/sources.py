@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailfleet.deploy.extensions import extension_sources, load_extensions
 from mailfleet.deploy.model import Playbook, PlaybookStep
 from mailfleet.deploy.parse_playbook import PlaybookError, merge_playbooks, parse_playbook
 from mailfleet.deploy.plan import playbooks_for
@@ -33,6 +34,7 @@ def mailcow_dir() -> Path:
 def load_playbooks(directory: Path | None = None) -> dict[str, Playbook]:
     """Every ``*.yaml`` playbook in ``playbooks/``, parsed and validated, keyed by file stem."""
     folder = directory or playbooks_dir()
+    load_extensions()  # step kinds other components add (the monitoring role)
     books: dict[str, Playbook] = {}
     problems: list[str] = []
     for path in sorted(folder.glob("*.yaml")):
@@ -78,7 +80,10 @@ def load_host_sources(host: Host, inv: Inventory, steps: tuple[PlaybookStep, ...
     executable: set[str] = set()
     overrides: dict[str, str] = {}
     for step in steps:
-        if step.kind == "mailcow_files":
+        extra = extension_sources(step, host, inv)
+        if extra is not None:  # a step kind another component registered (deploy.extensions)
+            files[step.name] = extra
+        elif step.kind == "mailcow_files":
             rendered: dict[str, str] = {}
             for template in step.params["templates"]:
                 path = base / template
