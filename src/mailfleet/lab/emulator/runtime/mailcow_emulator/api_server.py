@@ -103,7 +103,7 @@ class Emulator:
             if str(faults.get("mode")) == "500":
                 return error(500, "mailcow emulator: injected fault api-errors (HTTP 500)")
             if str(faults.get("mode")) == "slow":
-                time.sleep(min(float(faults.get("delay_s", 5) or 0), 300))
+                time.sleep(min(float(faults.get("delay_s", 5) or 0), 600))
         level = self.authenticate(headers.get("X-API-Key"), peer, headers.get("X-Forwarded-For"))
         if isinstance(level, HttpAnswer):
             return level
@@ -152,7 +152,7 @@ class Emulator:
         elif c == "status" and o == "containers":
             data = self.containers()
         elif c == "status" and o == "version":
-            data = {"version": self.version}
+            data = {"version": read_version(self.project_dir)}  # PHP includes app_info.inc.php per request
         elif c == "status" and o == "vmail":
             data = self.vmail_status()
         elif c == "logs" and o == "postfix":
