@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mailfleet.deploy.extensions import EXTENSIONS
 from mailfleet.deploy.merge_env import merge_env
 from mailfleet.deploy.plan_steps import PlanInput, sha256
 from mailfleet.deploy.remote import RemoteResult
@@ -48,6 +49,12 @@ def converged_facts(job: HostJob) -> dict[str, Any]:
         "swap": job.host.swap_mb * 1024,
         "sysctl": sysctl,
     }
+    if any(step.kind == "docker" for step in job.steps):  # Mailcow hosts, and the monitoring host (Grafana)
+        facts.update({"os": {"id": "debian", "codename": "bookworm"}, "docker": {"docker": True, "compose": "2.29.7"}})
+    if any(step.kind in EXTENSIONS for step in job.steps):  # the monitoring role's step kinds
+        from mailfleet.monitoring.plan_deploy import converged_facts as monitoring_converged
+
+        facts.update(monitoring_converged(job.steps, job.sources.files))
     if job.host.runs_mailcow:
         facts.update({
             "os": {"id": "debian", "codename": "bookworm"},
@@ -222,4 +229,7 @@ def raw_facts(facts: dict[str, Any]) -> dict[str, str]:
         raw["services"] = "services:\n" + "".join(f"  {s}:\n    image: x\n" for s in facts["services"]) + "\n---\n"
     if "cert" in facts:
         raw["cert"] = facts["cert"]
+    from mailfleet.monitoring.plan_deploy import render_raw_facts as monitoring_raw_facts
+
+    raw.update(monitoring_raw_facts(facts))  # the monitoring role's mon_* facts
     return raw

@@ -108,10 +108,41 @@ def build_wheelhouse(source: Path = REPO_ROOT, directory: Path | None = None) ->
     return "\n".join(lines) + "\n", needed
 
 
+def source_fingerprint(source: Path = REPO_ROOT) -> str:
+    """Cheap identity of the tree a wheel would be built from (paths, sizes, mtimes)."""
+    digest = hashlib.sha256()
+    files = [source / "pyproject.toml", *sorted((source / "src" / "mailfleet").rglob("*"))]
+    for path in files:
+        if path.is_file() and "__pycache__" not in path.parts:
+            stat = path.stat()
+            digest.update(f"{path.relative_to(source)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def load_wheelhouse() -> tuple[str, dict[str, Path]]:
+    """The wheelhouse for the current tree: reused when the tree has not changed since the last
+    build (``last.json``), else built again."""
+    house = wheelhouse_dir()
+    record = house / "last.json"
+    fingerprint = source_fingerprint()
+    if record.is_file():
+        try:
+            last = json.loads(record.read_text())
+            paths = {name: Path(p) for name, p in last["wheels"].items()}
+            if last["fingerprint"] == fingerprint and all(p.is_file() for p in paths.values()):
+                return last["manifest"], paths
+        except (ValueError, KeyError, TypeError):
+            pass
+    manifest, paths = build_wheelhouse(directory=house)
+    record.write_text(json.dumps({"fingerprint": fingerprint, "manifest": manifest,
+                                  "wheels": {name: str(p) for name, p in paths.items()}}))
+    return manifest, paths
+
+
 def load_install_sources(step: PlaybookStep, host: Host, inv: Any) -> dict[str, str]:
     key = str(REPO_ROOT)
     if key not in _WHEELHOUSE_CACHE:  # once per process: every monitoring host gets the same wheels
-        manifest, paths = build_wheelhouse()
+        manifest, paths = load_wheelhouse()
         _WHEELHOUSE_CACHE[key] = (manifest, {name: base64.encodebytes(path.read_bytes()).decode()
                                              for name, path in paths.items()})
     manifest, wheels = _WHEELHOUSE_CACHE[key]

@@ -275,3 +275,54 @@ def plan_grafana(step: PlaybookStep, inp: PlanInput, earlier: Sequence[PlannedSt
         if any("provisioning" in c or "dashboards" in c for c in changes) and states.get("grafana") == "running":
             lines.append(f"cd {directory} && timeout 300 docker compose restart grafana")
     return _result(step, changes, lines, notes, timeout=3000)
+
+
+def converged_facts(steps: Sequence[PlaybookStep], sources: Mapping[str, Mapping[str, str]],
+                    init: str = "cron") -> dict[str, Any]:
+    """The facts of a monitoring host on which these steps have nothing left to do (for tests
+    of planners and runners that fake a host)."""
+    kinds = {step.name: step.kind for step in steps}
+    files: dict[str, tuple[str, str, int, int]] = {}
+    facts: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        raw = sources.get(name, {})
+        if kind == "mailfleet_install":
+            manifest = raw.get("manifest", "")
+            facts["mon_install"] = {"manifest": parse_manifest(manifest), "installed": manifest_digest(manifest),
+                                    "python": manifest_python(manifest), "venv": True}
+            continue
+        if kind == "grafana":
+            facts["mon_grafana"] = {"grafana": "running"}
+        if kind == "monitoring_jobs":
+            facts["mon_init"] = {"init": init, "timers": {}}
+        for path, content in raw.items():
+            if not path.startswith("/") or (path.startswith(SYSTEMD_DIR + "/") and init != "systemd") \
+                    or (path == CRON_FILE and init == "systemd"):
+                continue
+            mode, uid, gid = file_owner_mode(path)
+            files[path] = (hashlib.sha256(content.encode()).hexdigest(), f"{mode:o}", uid, gid)
+            if init == "systemd" and path.endswith(".timer"):
+                facts["mon_init"]["timers"][path.rsplit("/", 1)[1]] = ("enabled", "active")
+    facts["mon_files"] = {"files": files, "datadir": f"2775 0 {LAYOUT.data_gid}"}
+    return facts
+
+
+def render_raw_facts(facts: Mapping[str, Any]) -> dict[str, str]:
+    """The command outputs that parse into these ``mon_*`` facts (the inverse of the parsers, for
+    fake hosts in tests: the real parsers still run)."""
+    raw: dict[str, str] = {}
+    if "mon_install" in facts:
+        f = facts["mon_install"]
+        manifest = "".join(f"{digest}  {name}\n" for name, digest in f["manifest"].items())
+        raw["mon_install"] = f"{manifest}@@\n{f['installed']}\n@@\n{f['python']}\n@@\n{'venv-ok' if f['venv'] else ''}\n"
+    if "mon_files" in facts:
+        f = facts["mon_files"]
+        raw["mon_files"] = "".join(f"{mode} {uid} {gid} {sha}  {path}\n"
+                                   for path, (sha, mode, uid, gid) in f["files"].items()) + f"datadir {f['datadir']}\n"
+    if "mon_init" in facts:
+        f = facts["mon_init"]
+        raw["mon_init"] = f["init"] + "\n" + "".join(f"{t} {e} {a}\n" for t, (e, a) in f["timers"].items())
+    if "mon_grafana" in facts:
+        raw["mon_grafana"] = "".join('{"Service": "%s", "State": "%s"}\n' % (s, st)
+                                     for s, st in facts["mon_grafana"].items())
+    return raw
