@@ -549,6 +549,6 @@ def main(argv: list[str], runtime_dir: Path) -> int:
             with compose_lock(project):  # one state-changing compose run at a time, like dockerd
                 return COMMANDS[command](project, args)
         return COMMANDS[command](project, args)
-    except ComposeError as exc:
+    except (ComposeError, ConfError) as exc:
         say(str(exc))
         return 1
