@@ -2,8 +2,8 @@
 
 Effectful: builds the wheelhouse with pip (``var/monitoring/wheelhouse``, reused: offline
 first, the package index only when a wheel is missing), reads the inventory and the secrets
-the jobs need, generates Grafana's admin password once (``<secrets_dir>/grafana-admin.password``,
-0600). Registers the step kinds ``mailfleet_install``, ``monitoring_jobs`` and ``grafana`` with
+the jobs need, and Grafana's admin password when the operator keeps one
+(``<secrets_dir>/grafana-admin.password``; else the host generates its own at the first deploy). Registers the step kinds ``mailfleet_install``, ``monitoring_jobs`` and ``grafana`` with
 the deploy framework (``mailfleet.deploy.extensions``); planning is in ``plan_deploy``.
 """
 
@@ -33,7 +33,7 @@ from mailfleet.monitoring.render_grafana import render_grafana_files
 from mailfleet.monitoring.render_jobs import (imap_from_fleet, plan_jobs, render_cron, render_job_runner,
                                               render_systemd_units)
 from mailfleet.monitoring.templates import load_dashboard_texts, load_grafana_templates
-from mailfleet.secrets import generate_token, resolve_secret, save_secret
+from mailfleet.secrets import resolve_secret
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LAYOUT = MonitoringLayout()
@@ -211,14 +211,15 @@ def load_jobs_sources(step: PlaybookStep, host: Host, inv: Any) -> dict[str, str
 # ------------------------------------------------------------------ Grafana
 
 def load_grafana_sources(step: PlaybookStep, host: Host, inv: Any) -> dict[str, str]:
+    """Grafana's files; the admin password from ``<secrets_dir>/grafana-admin.password`` when the
+    operator keeps one, else generated on the host at the first deploy (it never leaves it)."""
     fleet: Fleet = inv.fleet
     secret = inv.base_dir / fleet.settings.secrets_dir / "grafana-admin.password"
-    if not secret.is_file():
-        save_secret(secret, generate_token())
-    password = secret.read_text(encoding="utf-8").strip()
-    if len(password) < 16:
+    password = secret.read_text(encoding="utf-8").strip() if secret.is_file() else None
+    if password is not None and len(password) < 16:
         raise MailfleetError(f"{secret} holds a password of {len(password)} characters; Grafana's admin password "
-                             "must have at least 16 (delete the file and deploy again to generate one)")
+                             "must have at least 16 (put a longer one there, or delete the file to let the host "
+                             "generate one)")
     params = step.params
     settings = GrafanaSettings(bind_address=str(params.get("bind_address", "127.0.0.1")),
                                port=int(params.get("port", 3000)),
@@ -226,7 +227,11 @@ def load_grafana_sources(step: PlaybookStep, host: Host, inv: Any) -> dict[str, 
                                tx_threshold=float(params.get("tx_delay_threshold", 60)))
     files = render_grafana_files(load_grafana_templates(), load_dashboard_texts(), LAYOUT, settings)
     out = {f"{LAYOUT.grafana_dir}/{path}": text for path, text in files.items()}
-    out[f"{LAYOUT.grafana_dir}/secrets/grafana_admin_password"] = password
+    target = f"{LAYOUT.grafana_dir}/secrets/grafana_admin_password"
+    if password is not None:
+        out[target] = password
+    else:
+        out[pd.GENERATE_PREFIX + target] = f"no {secret}: generated on the host"
     return out
 
 

@@ -29,6 +29,7 @@ q = shlex.quote
 LAYOUT = MonitoringLayout()
 WHEEL_PREFIX = "wheel:"
 NOTE_PREFIX = "note:"
+GENERATE_PREFIX = "generate:"  # a secret the host generates once when absent (never overwritten)
 SYSTEMD_DIR = "/etc/systemd/system"
 CRON_FILE = "/etc/cron.d/mailfleet"
 SECRET_MARK = "/secrets/"
@@ -261,6 +262,19 @@ def plan_grafana(step: PlaybookStep, inp: PlanInput, earlier: Sequence[PlannedSt
     files, notes = _sources(inp, step)
     have = inp.facts.get("mon_files", {}).get("files", {})
     changes, lines = plan_files(files, have)
+    for key in inp.files.get(step.name, {}):
+        if key.startswith(GENERATE_PREFIX):
+            path = key[len(GENERATE_PREFIX):]
+            mode, uid, gid = file_owner_mode(path)
+            files[path] = ""  # managed: not "stale"
+            if path in have and have[path][1:] == (f"{mode:o}", uid, gid):
+                continue
+            folder = path.rsplit("/", 1)[0]
+            changes.append(f"{path}: {'generate (random, kept on the host)' if path not in have else 'owner/mode'}")
+            if path not in have:
+                lines += [f"install -d -m 0700 {q(folder)}",
+                          f"(umask 077; head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32 > {q(path)})"]
+            lines += [f"chown {uid}:{gid} {q(path)}", f"chmod {mode:04o} {q(path)}"]
     states: Mapping[str, str] = inp.facts.get("mon_grafana", {})
     directory = q(LAYOUT.grafana_dir)
     stale = [p for p in have if p.startswith(LAYOUT.grafana_dir + "/") and p not in files]
@@ -295,6 +309,10 @@ def converged_facts(steps: Sequence[PlaybookStep], sources: Mapping[str, Mapping
             facts["mon_grafana"] = {"grafana": "running"}
         if kind == "monitoring_jobs":
             facts["mon_init"] = {"init": init, "timers": {}}
+        for key in raw:
+            if key.startswith(GENERATE_PREFIX):
+                mode, uid, gid = file_owner_mode(key[len(GENERATE_PREFIX):])
+                files[key[len(GENERATE_PREFIX):]] = ("0" * 64, f"{mode:o}", uid, gid)
         for path, content in raw.items():
             if not path.startswith("/") or (path.startswith(SYSTEMD_DIR + "/") and init != "systemd") \
                     or (path == CRON_FILE and init == "systemd"):
