@@ -70,7 +70,7 @@ def upgrade(c, plan=False, yes=False, now=False, host=None, to=None, resume=Fals
             return
         if unfinished is not None:
             raise MailfleetError(_unfinished_message(unfinished, journal_path))
-        the_plan = _make_plan(inv, ops, host=host, to=to, now=now, host_time=host_time)
+        the_plan = _make_plan(inv, ops, host=host, to=to, now=now, host_time=host_time, json=json)
         if the_plan is None:
             return
         if json:
@@ -146,7 +146,7 @@ def _target(inv: Inventory, checks: dict[str, CheckResult], to: str | None) -> s
 
 
 def _make_plan(inv: Inventory, ops: SshHostOps, *, host: str | None, to: str | None, now: bool,
-               host_time: timedelta) -> UpgradePlan | None:
+               host_time: timedelta, json: bool = False) -> UpgradePlan | None:
     assert inv.fleet is not None
     if host and host not in inv.fleet.hosts:
         raise MailfleetError(f"--host {host}: no such host in {inv.path}; hosts are {', '.join(inv.fleet.hosts)}")
@@ -157,7 +157,11 @@ def _make_plan(inv: Inventory, ops: SshHostOps, *, host: str | None, to: str | N
         errors = [f"{c.host}: {c.error}" for c in checks.values() if c.error]
         if errors:
             raise MailfleetError("cannot ask every host for updates:\n  " + "\n  ".join(errors))
-        print(f"Nothing to upgrade: update.sh --check finds no update on any host (running {', '.join(versions)}).")
+        message = f"Nothing to upgrade: update.sh --check finds no update on any host (running {', '.join(versions)})."
+        if json:
+            print_json({"plan": None, "nothing_to_do": True, "versions": versions, "message": message})
+        else:
+            print(message)
         return None
     return plan_upgrade(PlanRequest(inv.fleet, checks, target, _utc_now(), only=(host,) if host else (),
                                     ignore_windows=bool(now), host_time=host_time))
