@@ -197,6 +197,7 @@ def make_handler(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
         server_version = "nginx (mailcow emulator)"
         sys_version = ""
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms Nagle/delayed-ACK stall
 
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
