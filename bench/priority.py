@@ -519,7 +519,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bulk", type=int, default=5000)
     parser.add_argument("--resets", type=int, default=20)
-    parser.add_argument("--limit", type=int, default=10, help="fleet.bulk_transport.destination_concurrency_limit")
+    parser.add_argument("--limit", type=int, default=12, help="fleet.bulk_transport.destination_concurrency_limit")
     parser.add_argument("--scenarios", default="stock,mailfleet,campaign",
                         help="comma list of stock, mailfleet, campaign, trap-nolimit, trap-transport")
     parser.add_argument("--lab-prefix", default="mflab")

@@ -75,7 +75,7 @@ def test_rendered_config_passes_postfix_check_and_hook_is_idempotent(tmp_path, e
     assert "smtp_sender_cleanup/unix/header_checks = $smtp_header_checks,$mailfleet_bulk_header_checks" in params
     effective = run(["postconf", "-c", str(etc), "-h", "bulk_destination_concurrency_limit",
                      "sender_dependent_default_transport_maps"], etc).stdout.splitlines()
-    assert effective[0] == "10"
+    assert effective[0] == "12"  # the example inventory's bulk window
     assert effective[1].startswith(f"regexp:{conf}/mailfleet_bulk_senders.regexp")
 
 

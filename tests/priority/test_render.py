@@ -31,7 +31,7 @@ def test_extra_cf_puts_our_map_before_mailcows_and_sets_the_window(example_fleet
     block = render_extra_cf(example_fleet, "mx1")
     value = block.split("sender_dependent_default_transport_maps =", 1)[1].split("\n#", 1)[0]
     assert value.index("regexp:/opt/postfix/conf/mailfleet_bulk_senders.regexp") < value.index(MAILCOW_SENDER_MAP)
-    assert "bulk_destination_concurrency_limit = 10" in block
+    assert "bulk_destination_concurrency_limit = 12" in block
     assert "bulk_initial_destination_concurrency = 5" in block
     assert "mailfleet_bulk_header_checks = regexp:/opt/postfix/conf/mailfleet_bulk_headers.regexp" in block
     # never smtp_header_checks: FILTER is unsupported there

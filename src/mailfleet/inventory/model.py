@@ -56,7 +56,7 @@ class MailcowSettings:
 class BulkTransport:
     """Postfix settings of the ``bulk`` transport (see ``priority``)."""
 
-    destination_concurrency_limit: int = 10
+    destination_concurrency_limit: int = 12
     destination_rate_delay: str = "0s"
     maximal_backoff_time: str = "4000s"
     minimal_backoff_time: str = "300s"

@@ -241,7 +241,7 @@ def _parse_fleet(out: _Collector, raw: Any, doc: Mapping[str, Any]) -> FleetSett
             reports[key] = _checked(out, raw, key, raw[key], rules.check_email, f"fleet.{key}")
     bulk_raw = _mapping(out, raw, "bulk_transport", "fleet.bulk_transport")
     _unknown_keys(out, bulk_raw, BULK_TRANSPORT_KEYS, "fleet.bulk_transport")
-    concurrency = _int(out, bulk_raw, "destination_concurrency_limit", 10, 1, 1000, "destination_concurrency_limit")
+    concurrency = _int(out, bulk_raw, "destination_concurrency_limit", 12, 1, 1000, "destination_concurrency_limit")
     if concurrency > MAX_BULK_CONCURRENCY:
         out.add(bulk_raw, "destination_concurrency_limit",
                 f"a bulk concurrency of {concurrency} reaches the connection cap of big receivers (about 20 per client)",

@@ -71,7 +71,7 @@ def check_concurrency(settings: BulkTransport, receiver_cap: int = DEFAULT_RECEI
     findings = []
     if limit < 1:
         findings.append(Finding("error", f"bulk destination_concurrency_limit is {limit}; Postfix needs at least 1",
-                                "set fleet.bulk_transport.destination_concurrency_limit to 10"))
+                                "set fleet.bulk_transport.destination_concurrency_limit to 12"))
     elif limit + TRANSACTIONAL_HEADROOM > receiver_cap:
         findings.append(Finding(
             "error",
