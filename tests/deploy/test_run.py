@@ -18,6 +18,7 @@ from deploy_helpers import (
     api_state,
     apply_patch,
     converged_facts,
+    core_books,
     load_test_inventory,
     make_job,
     raw_facts,
@@ -125,7 +126,8 @@ def test_one_hosts_failure_never_hides_anothers() -> None:
         api = FakeApi(api_state(job, wired=True)) if host.runs_mailcow else None
         return FakeRemote(host.name, raw_facts(converged_facts(job)), api)
 
-    outcomes = deploy_fleet(inv, select_hosts(inv.fleet, None, None, True), check=False, remote_factory=factory)
+    outcomes = deploy_fleet(inv, select_hosts(inv.fleet, None, None, True), check=False, books=core_books(),
+                            remote_factory=factory)
     assert set(outcomes) == {"mx1", "relay1", "tx1", "mon1"}
     assert not outcomes["relay1"].ok and "HOST KEY CHANGED" in outcomes["relay1"].error
     assert all(outcomes[h].ok and outcomes[h].changes == 0 for h in ("mx1", "tx1", "mon1"))

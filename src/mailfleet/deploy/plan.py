@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mailfleet.deploy.model import HostPlan, PlannedStep, PlaybookStep
-from mailfleet.deploy.parse_playbook import PHASES
 from mailfleet.deploy.plan_steps import PLANNERS, PlanInput
 
 
@@ -24,16 +23,3 @@ def playbooks_for(roles: Sequence[str], runs_mailcow: bool) -> list[str]:
         names.append("mailcow")
     names += [role for role in roles]
     return names
-
-
-def applicable_now(plan: HostPlan) -> list[PlannedStep]:
-    """The steps to apply in this round: every change planned with full knowledge.
-
-    Deferred steps wait for the next round (after the facts are gathered again); steps after a
-    deferred one in a later phase that depends on it are deferred by their planners already.
-    """
-    return [step for step in plan.steps if step.status == "change" or (step.actions and step.status == "ok")]
-
-
-def phase_of(step: PlannedStep) -> int:
-    return PHASES[step.kind]
