@@ -56,14 +56,21 @@ def files_fact_command(layout: MonitoringLayout = LAYOUT) -> str:
     return (f"find {dirs} -type f -exec sh -c {q(each)} _ {{}} + 2>/dev/null; "
             f"find {SYSTEMD_DIR} -maxdepth 1 -type f -name 'mailfleet-*' -exec sh -c {q(each)} _ {{}} + 2>/dev/null; "
             f"[ -f {CRON_FILE} ] && sh -c {q(each)} _ {CRON_FILE}; "
-            f"printf 'datadir %s\\n' \"$(stat -c '%a %u %g' {q(layout.data_dir)} 2>/dev/null)\"; true")
+            f"printf 'datadir %s\\n' \"$(stat -c '%a %u %g' {q(layout.data_dir)} 2>/dev/null)\"; "
+            f"find {q(layout.config_dir + '/secrets')} {q(layout.grafana_dir + '/secrets')} -type d "
+            "-printf 'secretdir %m %p\\n' 2>/dev/null; true")
 
 
 def parse_files_fact(output: str) -> dict[str, Any]:
     """``{"files": {path: (sha, mode, uid, gid)}, "datadir": "2775 0 472" or ""}``."""
     files: dict[str, tuple[str, str, int, int]] = {}
     datadir = ""
+    secret_dirs: dict[str, str] = {}
     for line in output.splitlines():
+        if line.startswith("secretdir "):
+            _, mode, path = line.split(" ", 2)
+            secret_dirs[path] = mode
+            continue
         if line.startswith("datadir "):
             datadir = line[len("datadir "):].strip()
             continue
@@ -71,7 +78,7 @@ def parse_files_fact(output: str) -> dict[str, Any]:
         if len(fields) == 5 and len(fields[3]) == 64:
             mode, uid, gid, sha, path = fields
             files[path.strip()] = (sha, mode, int(uid), int(gid))
-    return {"files": files, "datadir": datadir}
+    return {"files": files, "datadir": datadir, "secret_dirs": secret_dirs}
 
 
 def init_fact_command() -> str:
@@ -227,6 +234,10 @@ def plan_monitoring_jobs(step: PlaybookStep, inp: PlanInput, earlier: Sequence[P
     placed = {p: c for p, c in files.items()
               if not (p.startswith(SYSTEMD_DIR + "/") and not systemd) and not (p == CRON_FILE and systemd)}
     changes, lines = plan_files(placed, have)
+    loose = sorted(p for p, mode in inp.facts.get("mon_files", {}).get("secret_dirs", {}).items() if mode != "700")
+    if loose:
+        changes.append(f"secret folder(s) {', '.join(loose)}: mode -> 0700")
+        lines.append(f"chmod 0700 {' '.join(q(p) for p in loose)}")
     datadir = inp.facts.get("mon_files", {}).get("datadir", "")
     want_datadir = f"2775 0 {LAYOUT.data_gid}"
     if datadir != want_datadir:
