@@ -192,6 +192,24 @@ def test_api_fault_answers_500_and_heals(emulator_lab: EmulatorLab) -> None:
     assert lab.api("mx1", "GET", "get/status/version") == {"version": "2026-07a"}
 
 
+def test_a_bad_extra_cf_stops_the_real_postfix_with_its_error_in_the_logs(emulator_lab: EmulatorLab) -> None:
+    lab = emulator_lab
+    compose = "cd /opt/mailcow-dockerized && docker compose"
+    good = lab.run("relay1", "cat /opt/mailcow-dockerized/data/conf/postfix/extra.cf")
+    lab.run("relay1", "echo 'inet_interfaces = no-such-host.invalid' >> /opt/mailcow-dockerized/data/conf/postfix/extra.cf")
+    try:
+        lab.run("relay1", f"{compose} restart postfix-mailcow 2>&1", ok=False)
+        [row] = [json.loads(l) for l in lab.run("relay1", f"{compose} ps -a --format json postfix-mailcow").splitlines()]
+        assert row["State"] == "restarting"
+        assert lab.run("relay1", "postfix status 2>&1; echo rc=$?", ok=False).strip().endswith("rc=1")
+        logs = lab.run("relay1", f"{compose} logs --no-color postfix-mailcow")
+        assert "fatal" in logs and "no-such-host.invalid" in logs
+    finally:
+        lab.run("relay1", f"printf %s {shlex.quote(good)} > /opt/mailcow-dockerized/data/conf/postfix/extra.cf")
+    lab.run("relay1", f"{compose} restart postfix-mailcow 2>&1")
+    assert lab.run("relay1", "postfix status 2>&1; echo rc=$?", ok=False).strip().endswith("rc=0")
+
+
 def test_down_stops_the_host_services(emulator_lab: EmulatorLab) -> None:
     lab = emulator_lab
     lab.run("relay1", "cd /opt/mailcow-dockerized && docker compose down 2>&1")

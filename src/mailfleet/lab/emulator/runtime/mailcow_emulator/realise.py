@@ -150,12 +150,13 @@ def start_postfix(project_dir: Path, paths: ProjectPaths, db: dict[str, Any], lo
     warnings = [l for l in output.splitlines() if "warning" in l]
     for line in warnings:
         log(line)
-    rc, output = run_with_tty(["postfix", "-c", str(config_dir), "check"], env=env)
-    if rc != 0:
-        return False, output or "postfix check failed"
     if not host_services_enabled():
+        rc, output = run_with_tty(["postfix", "-c", str(config_dir), "check"], env=env)
+        if rc != 0:
+            return False, output or "postfix check failed"
         log("mailcow emulator: host services disabled; main.cf rendered and checked only")
         return True, ""
+    # `postfix start` runs the same checks as `postfix check` and prints their fatal error.
     if postfix_running(config_dir):  # a container restart is a full stop/start (inet_interfaces etc.)
         run_with_tty(["postfix", "-c", str(config_dir), "stop"], env=env)
     rc, output = run_with_tty(["postfix", "-c", str(config_dir), "start"], env=env)
