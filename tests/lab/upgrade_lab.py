@@ -51,6 +51,8 @@ def install_mailcow(inventory: Path, version: str) -> str:
                                 capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL)
         if result.returncode == 0:
             return "deploy"
+        print(f"lab-upgrade: deploy --all failed (exit {result.returncode}), using the minimal install:\n"
+              + "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:]))
     inv = load_valid_inventory(inventory)
     fleet = inv.fleet
     assert fleet is not None

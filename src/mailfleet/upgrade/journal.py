@@ -60,12 +60,19 @@ class Journal:
         entry = {"kind": kind, "run": self.run, "at": self.clock().astimezone(timezone.utc).isoformat(), **fields}
         line = json.dumps(entry, sort_keys=False, default=str) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)
+        if created:  # the new file's name must survive a power cut too
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
         return entry
 
     def step(self, host: str, step: str, state: str, **fields: Any) -> None:
