@@ -69,7 +69,9 @@ def upgrade(c, plan=False, yes=False, now=False, host=None, to=None, resume=Fals
             _resume(inv, ops, unfinished, journal_path, plan=plan, yes=yes, now=now, json=json, host_time=host_time)
             return
         if unfinished is not None:
-            raise MailfleetError(_unfinished_message(unfinished, journal_path))
+            if not plan:
+                raise MailfleetError(_unfinished_message(unfinished, journal_path))
+            print(f"warning: {_unfinished_message(unfinished, journal_path)}", file=sys.stderr)
         the_plan = _make_plan(inv, ops, host=host, to=to, now=now, host_time=host_time, json=json)
         if the_plan is None:
             return
