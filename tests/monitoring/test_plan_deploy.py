@@ -1,0 +1,151 @@
+"""The monitoring role's planners (pure), on the deploy tests' fleet with canned facts."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from pathlib import Path
+
+import pytest
+from deploy_helpers import converged_facts, load_test_inventory, plan_input
+
+from mailfleet.deploy.model import Shell
+from mailfleet.deploy.plan import plan_host
+from mailfleet.errors import MailfleetError
+from mailfleet.monitoring.model import MonitoringLayout
+from mailfleet.monitoring.plan_deploy import CRON_FILE, GENERATE_PREFIX, WHEEL_PREFIX
+from mailfleet.monitoring.render_jobs import (ImapSource, parse_cron_jobs, parse_every, plan_jobs, render_cron,
+                                              render_job_runner, render_systemd_units)
+
+LAYOUT = MonitoringLayout()
+
+
+@pytest.fixture(scope="module")
+def job():  # type: ignore[no-untyped-def]
+    """mon1 of the deploy tests' fleet with every step of its playbooks, the monitoring role's too."""
+    from mailfleet.deploy.run import HostJob
+    from mailfleet.deploy.sources import host_steps, load_host_sources, load_playbooks
+
+    inv = load_test_inventory()
+    host = inv.fleet.hosts["mon1"]
+    steps = host_steps(host, load_playbooks())
+    return HostJob(host, inv.fleet, steps, load_host_sources(host, inv, steps))
+
+
+def _plan(job, facts):  # type: ignore[no-untyped-def]
+    return {s.name: s for s in plan_host(job.steps, plan_input(job, facts, None)).steps}
+
+
+def _script(step) -> str:  # type: ignore[no-untyped-def]
+    return "\n".join(a.script for a in step.actions if isinstance(a, Shell))
+
+
+def test_jobs_cron_and_timers() -> None:
+    fleet = load_test_inventory().fleet
+    imap = ImapSource("mx1.mail.example.com", 993, "dmarc@example.com", "file:/etc/mailfleet/secrets/x")
+    jobs = plan_jobs(fleet, LAYOUT, imap, dmarc_every="15min", logs_every="5min")
+    names = [j.name for j in jobs]
+    assert names[0] == "dmarc-fetch" and "logs-pull-mon1" not in names
+    assert {n for n in names if n.startswith("logs-pull-")} == {f"logs-pull-{h}" for h in ("mx1", "relay1", "tx1")}
+    cron = parse_cron_jobs(render_cron(jobs, LAYOUT))
+    assert cron == {"dmarc-fetch": "*/15 * * * *", **{n: "*/5 * * * *" for n in names[1:]}}
+    units = render_systemd_units(jobs, LAYOUT)
+    assert "OnCalendar=*:0/15:00" in units["mailfleet-dmarc-fetch.timer"]
+    assert "Unit=mailfleet-job@logs-pull-mx1.service" in units["mailfleet-logs-pull-mx1.timer"]
+    assert "ExecStart=/opt/mailfleet/bin/mailfleet-job %i" in units["mailfleet-job@.service"]
+    fetch = jobs[0].argv
+    assert fetch[:2] == (LAYOUT.mailfleet, "dmarc.fetch") and "--password-ref" in fetch and PASSWORDLESS(fetch)
+    for bad in ("7min", "every hour", "0min", "5h"):
+        with pytest.raises(MailfleetError):
+            parse_every(bad)
+    assert parse_every("1h") == (1, "h")
+
+
+def PASSWORDLESS(argv: tuple[str, ...]) -> bool:
+    """The password itself never appears on a command line, only its reference."""
+    return all("secret" not in a or a.startswith("file:") for a in argv)
+
+
+def test_runner_is_valid_shell_and_refuses_unknown_jobs(tmp_path: Path) -> None:
+    fleet = load_test_inventory().fleet
+    runner = tmp_path / "mailfleet-job"
+    runner.write_text(render_job_runner(plan_jobs(fleet, LAYOUT, None, dmarc_every="15min", logs_every="5min"),
+                                        LAYOUT))
+    assert subprocess.run(["sh", "-n", str(runner)]).returncode == 0
+    done = subprocess.run(["sh", str(runner), "no-such-job"], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 2 and "logs-pull-mx1" in done.stderr
+
+
+def test_converged_monitoring_host_plans_nothing(job) -> None:  # type: ignore[no-untyped-def]
+    for init in ("cron", "systemd"):
+        facts = converged_facts(job)
+        from mailfleet.monitoring.plan_deploy import converged_facts as mon_converged
+
+        facts.update(mon_converged(job.steps, job.sources.files, init=init))
+        steps = _plan(job, facts)
+        assert all(s.status == "ok" for s in steps.values()), [(s.name, s.changes) for s in steps.values()]
+
+
+def test_fresh_cron_host_gets_files_secrets_and_cron(job) -> None:  # type: ignore[no-untyped-def]
+    facts = converged_facts(job)
+    facts["mon_files"] = {"files": {}, "datadir": ""}
+    facts["mon_init"] = {"init": "cron", "timers": {}}
+    jobs = _plan(job, facts)["jobs"]
+    assert jobs.status == "change"
+    assert any(c.startswith(CRON_FILE) for c in jobs.changes)
+    assert not any("/etc/systemd/system" in c for c in jobs.changes)
+    script = _script(jobs)
+    assert "install -d -m 2775 -o 0 -g 472 /var/lib/mailfleet" in script
+    secrets = [p for p in job.sources.files["jobs"] if "/secrets/" in p]
+    for path in secrets:  # written 0600, their folders 0700, their content never in a change line
+        assert f"chown 0:0 {path}" in script
+        assert not any(job.sources.files["jobs"][path].strip()[:20] in c for c in jobs.changes)
+    grafana = _plan(job, facts)["grafana"]
+    assert grafana.changes[-1].startswith("docker compose up -d")
+
+
+def test_systemd_host_enables_timers_and_drops_stale_ones(job) -> None:  # type: ignore[no-untyped-def]
+    from mailfleet.monitoring.plan_deploy import converged_facts as mon_converged
+
+    facts = converged_facts(job)
+    facts.update(mon_converged(job.steps, job.sources.files, init="systemd"))
+    facts = copy.deepcopy(facts)
+    facts["mon_init"]["timers"]["mailfleet-logs-pull-mx1.timer"] = ("disabled", "inactive")
+    facts["mon_files"]["files"]["/etc/systemd/system/mailfleet-logs-pull-gone.timer"] = ("0" * 64, "644", 0, 0)
+    jobs = _plan(job, facts)["jobs"]
+    script = _script(jobs)
+    assert "systemctl disable --now mailfleet-logs-pull-gone.timer" in script
+    assert "systemctl enable --now" in script and "systemctl daemon-reload" in script
+    assert any("enable and start 1 timer(s): mailfleet-logs-pull-mx1.timer" == c for c in jobs.changes)
+
+
+def test_install_uploads_only_what_differs_and_refuses_another_python(job) -> None:  # type: ignore[no-untyped-def]
+    facts = converged_facts(job)
+    from mailfleet.monitoring.plan_deploy import converged_facts as mon_converged
+
+    facts.update(mon_converged(job.steps, job.sources.files))
+    wheels = [k[len(WHEEL_PREFIX):] for k in job.sources.files["mailfleet"] if k.startswith(WHEEL_PREFIX)]
+    own = next(w for w in wheels if w.startswith("mailfleet-"))
+    changed = copy.deepcopy(facts)
+    changed["mon_install"]["manifest"][own] = "0" * 64
+    changed["mon_install"]["installed"] = "old"
+    step = _plan(job, changed)["mailfleet"]
+    assert step.changes[0].startswith("upload 1 wheel(s)") and "pip --no-index" in step.changes[-1]
+    script = _script(step)
+    assert script.count("base64 -d") == 1 + 1  # the wheel and the MANIFEST
+    assert "--no-index --find-links /opt/mailfleet/wheels mailfleet" in script
+    other = copy.deepcopy(facts)
+    other["mon_install"]["python"] = "3.9"
+    refused = _plan(job, other)["mailfleet"]
+    assert refused.status == "warning" and "Python 3.9" in refused.note
+
+
+def test_grafana_password_generated_on_the_host_when_not_kept(job) -> None:  # type: ignore[no-untyped-def]
+    keys = job.sources.files["grafana"]
+    target = "/opt/mailfleet/grafana/secrets/grafana_admin_password"
+    assert GENERATE_PREFIX + target in keys and target not in keys  # the test fleet keeps no password
+    facts = converged_facts(job)
+    facts["mon_files"] = {"files": {}, "datadir": ""}
+    step = _plan(job, facts)["grafana"]
+    script = _script(step)
+    assert "/dev/urandom" in script and f"chown 472:0 {target}" in script and f"chmod 0400 {target}" in script
