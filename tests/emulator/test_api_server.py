@@ -227,3 +227,11 @@ def test_faults_answer_500_then_heal(api: ApiServer) -> None:
     assert get(api, "get/status/version").status_code == 200
     faults.unlink()
     assert get(api, "get/status/version").status_code == 200
+
+
+def test_mail_queue_flush_and_delete_answer_like_mailcow(api: ApiServer) -> None:
+    assert post(api, "edit/mailq", {"action": "flush"}).json() == {"type": "success", "msg": "Task completed"}
+    assert post(api, "delete/mailq", {"action": "super_delete"}).json() == {"type": "success", "msg": "Task completed"}
+    assert post(api, "edit/mailq", {"action": "explode"}).json()["type"] == "danger"
+    assert post(api, "edit/mailq", {"action": "flush"}, RO_KEY).status_code == 403
+    assert get(api, "get/mailq/all").json() == {}

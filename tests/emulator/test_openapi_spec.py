@@ -153,6 +153,9 @@ def test_domain_dkim_mailbox_alias_routing_status_and_logs_match_the_spec(client
     assert c.call("POST", "delete/transport", ["1"]).json()[0]["type"] == "success"
     assert c.call("POST", "delete/mailbox", ["user@domain.tld"]).json()[0]["type"] == "success"
     assert c.call("POST", "delete/domain", ["mailcow.tld"]).json()[0]["type"] == "success"
+    assert c.call("POST", "edit/mailq", {"action": "flush"}).json()["type"] == "success"
+    assert c.call("POST", "delete/mailq", {"action": "super_delete"}).json()["type"] == "success"
+    c.call("GET", "get/mailq/all")
     c.call("GET", "get/status/containers")
     assert c.call("GET", "get/status/version").json()["version"]
     c.call("GET", "get/status/vmail")

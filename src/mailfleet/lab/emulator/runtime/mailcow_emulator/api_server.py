@@ -120,6 +120,8 @@ class Emulator:
         return self.write(route, decoded)
 
     def write(self, route: Route, body: Any) -> HttpAnswer:
+        if route.category == "mailq" and route.action in ("edit", "delete"):
+            return self.mail_queue_action(route.action, body)
         with self.lock, locked(self.paths):
             db, redis = load_state(self.paths)
             entries = logic.run_write(route.action, route.category, db, redis, body, self.deps)
@@ -133,6 +135,18 @@ class Emulator:
         if not entries:
             return HttpAnswer(200, {"type": "success", "msg": "Task completed"})
         return HttpAnswer(200, entries)
+
+    def mail_queue_action(self, action: str, body: Any) -> HttpAnswer:
+        """``edit/mailq {"action": "flush"}`` = ``postqueue -f``; ``delete/mailq {"action":
+        "super_delete"}`` = ``postsuper -d ALL`` (the whole queue, as in Mailcow)."""
+        wanted = body.get("action") if isinstance(body, dict) else None
+        command = {("edit", "flush"): ["postqueue", "-f"],
+                   ("delete", "super_delete"): ["postsuper", "-d", "ALL"]}.get((action, wanted))
+        if command is None:
+            return HttpAnswer(200, {"type": "danger", "msg": f"mailq: unsupported action {wanted!r}"})
+        if not realise.run_queue_command(command):
+            return HttpAnswer(200, {"type": "danger", "msg": "mailq: the command failed"})
+        return HttpAnswer(200, {"type": "success", "msg": "Task completed"})
 
     def get(self, route: Route) -> HttpAnswer:
         db, redis = load_state(self.paths)

@@ -275,6 +275,14 @@ def host_service_alive(paths: ProjectPaths, service: str) -> bool:
     return True
 
 
+def run_queue_command(command: list[str]) -> bool:
+    """Run a Postfix queue command on the host (nothing without host services)."""
+    if not host_services_enabled():
+        return True
+    return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          timeout=120).returncode == 0
+
+
 def mail_queue() -> list[dict[str, Any]]:
     """``postqueue -j`` of the host Postfix, one dict per queued message."""
     import json
