@@ -292,7 +292,7 @@ header .meta{color:var(--muted);text-align:right;font-size:13px}
 h2{font-size:19px;margin:34px 0 12px}
 h2 .span{font-weight:400;color:var(--muted);font-size:13px;margin-left:8px}
 h3{font-size:14px;margin:0 0 10px;color:#374151}
-.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px}
+.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(132px,1fr));gap:12px}
 .kpi{background:#fff;border:1px solid var(--line);border-radius:10px;padding:12px 14px;border-top:3px solid #cbd5e1}
 .kpi.good{border-top-color:var(--good)}.kpi.warn{border-top-color:#e3a13b}.kpi.bad{border-top-color:var(--bad)}
 .kpi .label{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
