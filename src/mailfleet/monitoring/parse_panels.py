@@ -2,8 +2,9 @@
 
 Pure. Used by the tests (every panel's query against a real store) and by ``mailfleet report``
 (the report shows the very queries Grafana shows). Only what the dashboards use is expanded:
-frser-sqlite-datasource's ``$__unixEpochFrom()``/``$__unixEpochTo()`` and Grafana's
-``${name:sqlstring}``; anything else left in a query is an error, never silently wrong SQL.
+Grafana's global ``$__from``/``$__to`` (epoch milliseconds, as frser-sqlite-datasource receives
+them) and ``${name:sqlstring}``; anything else left in a query is an error, never silently wrong
+SQL.
 """
 
 from __future__ import annotations
@@ -52,7 +53,11 @@ def parse_panel_queries(dashboard: Mapping[str, Any]) -> list[PanelQuery]:
 
 def parse_variables(dashboard: Mapping[str, Any]) -> dict[str, str]:
     """Variable name -> the SQL that lists its values."""
-    return {str(v["name"]): str(v["query"]["queryText"]) for v in dashboard.get("templating", {}).get("list", [])}
+    out = {}
+    for variable in dashboard.get("templating", {}).get("list", []):
+        query = variable["query"]
+        out[str(variable["name"])] = str(query["queryText"] if isinstance(query, dict) else query)
+    return out
 
 
 def sql_string(value: str) -> str:
@@ -70,7 +75,7 @@ def render_query(sql: str, start: int, end: int, variables: Mapping[str, Sequenc
         # Grafana expands an empty multi-value selection to nothing useful; NULL matches nothing.
         return ", ".join(sql_string(v) for v in chosen) if chosen else "NULL"
 
-    text = sql.replace("$__unixEpochFrom()", str(int(start))).replace("$__unixEpochTo()", str(int(end)))
+    text = sql.replace("$__from", str(int(start) * 1000)).replace("$__to", str(int(end) * 1000))
     text = _SQLSTRING.sub(values, text)
     leftover = _LEFTOVER.search(text)
     if leftover:

@@ -4,8 +4,10 @@ Pure. The JSON files in ``dashboards/`` are this module's output, committed so t
 provisioning, reviewers and the HTML report read the same thing; regenerate them with
 ``python -m mailfleet.monitoring.render_dashboards`` (a test fails when they drift).
 
-Every query targets the frser-sqlite-datasource plugin and uses only its time macros
-(``$__unixEpochFrom()``, ``$__unixEpochTo()``) and Grafana's ``${var:sqlstring}`` formatting,
+Every query targets the frser-sqlite-datasource plugin and uses only Grafana's global time
+variables ``$__from``/``$__to`` (epoch milliseconds; the plugin's frontend interpolates them for
+panels and its backend for alert rules, ``pkg/plugin/variables.go``) and Grafana's
+``${var:sqlstring}`` formatting,
 so ``parse_panels.render_query`` can run the very same text against a store in tests and in
 ``mailfleet report``. Each target names the columns its panel expects (``mailfleetColumns``;
 the plugin ignores unknown keys) and a test checks them against a real ingest.
@@ -22,7 +24,7 @@ from typing import Any
 DMARC_DS = {"type": "frser-sqlite-datasource", "uid": "mailfleet-dmarc"}
 LOGS_DS = {"type": "frser-sqlite-datasource", "uid": "mailfleet-logs"}
 SCHEMA_VERSION = 39
-FROM, TO = "$__unixEpochFrom()", "$__unixEpochTo()"
+FROM, TO = "($__from / 1000)", "($__to / 1000)"  # epoch seconds
 DMARC_RANGE = f"day >= ({FROM} / 86400) * 86400 AND day <= {TO}"
 DMARC_DOMAIN = "domain IN (${domain:sqlstring})"
 LOGS_RANGE = f"ts >= {FROM} AND ts < {TO}"
@@ -85,8 +87,9 @@ def _panel(pid: int, title: str, kind: str, sql: str, columns: list[str], grid: 
 
 def _variable(name: str, label: str, sql: str, ds: dict[str, str]) -> dict[str, Any]:
     text = " ".join(sql.split())
-    return {"name": name, "label": label, "type": "query", "datasource": dict(ds),
-            "query": {"queryText": text, "rawQueryText": text, "queryType": "table", "timeColumns": []},
+    # frser answers variable queries through metricFindQuery(query: string): a plain SQL string
+    # returning one column.
+    return {"name": name, "label": label, "type": "query", "datasource": dict(ds), "query": text,
             "refresh": 2, "includeAll": True, "multi": True, "sort": 1,
             "current": {"selected": True, "text": ["All"], "value": ["$__all"]}, "hide": 0, "options": []}
 
