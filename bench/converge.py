@@ -6,7 +6,8 @@ other work on the shared lab neither disturbs the timings nor is disturbed:
     .venv/bin/mailfleet lab.up --dir var/bench/lab --inventory var/bench/lab.yaml --prefix mfbn --subnet 10.82.0.0/24
     .venv/bin/python bench/converge.py --inventory var/bench/lab.yaml [--runs 5] [--ansible-runs 3]
 
-What every tool checks on every host, exactly what ``mailfleet deploy`` checks there:
+What every tool checks on every host, exactly what ``mailfleet deploy``'s own step kinds check
+there (step kinds other components add, the monitoring role's, are left out on every side):
 the common packages (8, plus sqlite3 on the monitoring host) and the hostname; on Mailcow hosts
 also Docker and Compose present, the checkout at the pinned tag, every mailcow.conf key mailfleet
 owns (5-8 lines) and its 0600 mode, the rendered role files (5-6 files with content and mode),
@@ -69,6 +70,30 @@ def peer_version(venv_bin: Path, package: str) -> str:
 
 # ---------------------------------------------------------------- the same work for the peers
 
+CORE_KINDS = {"packages", "hostname", "swap", "sysctl", "docker", "mailcow_checkout", "mailcow_generate_config",
+              "mailcow_conf", "mailcow_files", "compose", "wait_running", "relayhost_wiring"}
+
+
+def write_core_playbooks() -> Path:
+    """The repository's playbooks with deploy's own step kinds only.
+
+    Step kinds other components register (the monitoring role's wheelhouse, jobs and Grafana)
+    have no counterpart in the peers' playbooks, so the timed runs leave them out: the same work
+    on every side. ``MAILFLEET_PLAYBOOKS_DIR`` points mailfleet at this copy."""
+    from ruamel.yaml import YAML
+
+    target = WORK / "playbooks"
+    target.mkdir(parents=True, exist_ok=True)
+    yaml = YAML(typ="safe")
+    for path in sorted((REPO / "playbooks").glob("*.yaml")):
+        doc = yaml.load(path.read_text())
+        doc["steps"] = [step for step in doc["steps"] if step["step"] in CORE_KINDS]
+        if doc["steps"]:
+            with open(target / path.name, "w") as handle:
+                yaml.dump(doc, handle)
+    return target
+
+
 def write_peer_files(inventory: Path) -> dict[str, object]:
     inv = load_valid_inventory(inventory)
     fleet = inv.fleet
@@ -97,10 +122,12 @@ def write_peer_files(inventory: Path) -> dict[str, object]:
         entry: dict[str, object] = {
             "address": host.address, "user": host.ssh_user, "port": host.ssh_port, "hostname": host.hostname,
             "packages": packages, "mailcow": host.runs_mailcow, "install_dir": d,
+            "docker": any(s.kind == "docker" for s in steps),
             "version": fleet.settings.mailcow.version, "conf": dict(sources.conf_overrides), "files": files,
         }
         hosts[host.name] = entry
-        checks += 2 + (4 + len(sources.conf_overrides) + 1 + len(files) if host.runs_mailcow else 0)
+        checks += 2 + (3 + len(sources.conf_overrides) + 1 + len(files) if host.runs_mailcow else 0) \
+            + (1 if entry["docker"] else 0)
     spec = {"hosts": hosts, "key": str(key) if key else "", "known_hosts": str(known), "checks": checks}
     (WORK / "spec.json").write_text(json.dumps(spec, indent=1))
     os.chmod(WORK / "spec.json", 0o600)  # it holds the API keys mailcow.conf must carry
@@ -136,12 +163,13 @@ def write_ansible(spec: dict) -> None:
       register: hn
       changed_when: false
       failed_when: hn.stdout != mf.hostname
+    - name: docker and compose present
+      ansible.builtin.command: docker compose version --short
+      changed_when: false
+      when: mf.docker
     - name: mailcow
       when: mf.mailcow
       block:
-        - name: docker and compose present
-          ansible.builtin.command: docker compose version --short
-          changed_when: false
         - name: checkout release (read only, as mailfleet does)
           ansible.builtin.command: git -C {{ mf.install_dir }} describe --tags --abbrev=0
           changed_when: false
@@ -185,9 +213,10 @@ from pyinfra.operations import apt, files
 mf = host.data.mf
 apt.packages(name="packages", packages=mf["packages"])
 assert host.get_fact(Command, "hostname") == mf["hostname"], "hostname"
+if mf["docker"]:
+    host.get_fact(Command, "docker compose version --short")
 if mf["mailcow"]:
     d = mf["install_dir"]
-    host.get_fact(Command, "docker compose version --short")
     host.get_fact(Command, f"git -C {d} describe --tags --abbrev=0")  # reported, not moved: as mailfleet
     for key, value in mf["conf"].items():
         files.line(name=f"mailcow.conf {key}", path=f"{d}/mailcow.conf", line=f"^{key}=.*$", replace=f"{key}={value}")
@@ -245,6 +274,7 @@ def main() -> None:
     inventory = Path(args.inventory).resolve()
     if not inventory.exists():
         sys.exit(f"{inventory} does not exist: start the lab first (`mailfleet lab.up`)")
+    os.environ["MAILFLEET_PLAYBOOKS_DIR"] = str(write_core_playbooks())
     ansible, pyinfra = ensure_peer("ansible"), ensure_peer("pyinfra")
     print(f"versions: ansible-core {peer_version(ansible, 'ansible-core')}, pyinfra {peer_version(pyinfra, 'pyinfra')}, "
           f"mailfleet (this tree)")

@@ -12,14 +12,16 @@ import contextlib
 import select
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fabric import Connection
 
 from mailfleet.errors import RemoteError
 from mailfleet.inventory.model import Fleet, Host
-from mailfleet.mailcow.client import MailcowClient
-from mailfleet.mailcow.tunnel import ApiEndpoint
+
+if TYPE_CHECKING:  # the API client (and requests) is imported only when a host needs it
+    from mailfleet.mailcow.client import MailcowClient
+    from mailfleet.mailcow.tunnel import ApiEndpoint
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from mailfleet.deploy.sources import HostSources, host_steps, load_host_sources,
 from mailfleet.errors import HostKeyError, MailfleetError, SecretError
 from mailfleet.inventory.load import Inventory
 from mailfleet.inventory.model import Fleet, Host
-from mailfleet.mailcow.tunnel import ApiEndpoint
 from mailfleet.ssh import fetch_host_key, fingerprint, open_connection, run_on_hosts
 
 MAX_ROUNDS = 5
@@ -64,6 +63,8 @@ def gather_and_plan(remote: Remote, job: HostJob) -> HostPlan:
     if needs_api(job) and mailcow_running(facts):
         prime = getattr(remote, "prime_api", None)
         if prime is not None:
+            from mailfleet.mailcow.tunnel import ApiEndpoint
+
             hostname = parse_env(facts["mailcow_conf"].get("text", "")).get("MAILCOW_HOSTNAME") or job.host.hostname
             prime(ApiEndpoint(cert_pem=str(facts["cert"]).strip() + "\n", mailcow_hostname=hostname))
         api = gather_api_facts(remote)
