@@ -21,7 +21,7 @@ from typing import Any
 from .parse_conf import parse_mailcow_conf
 from .paths import ProjectPaths, host_services_enabled
 from .render_dovecot import VMAIL_UID, render_dovecot_conf, render_passwd_file
-from .render_postfix import MAP_NAMES, render_main_cf, render_maps
+from .render_postfix import render_main_cf, render_maps
 
 DOVECOT_CONF = Path(os.environ.get("MAILCOW_EMULATOR_DOVECOT_CONF", "/etc/dovecot/mailcow-emulator.conf"))
 
