@@ -66,7 +66,10 @@ def test_an_inventory_domain_is_pushed_as_written_and_relays_share_one_relayhost
         assert not result.report.failed, errors(result.report)
     mx1 = fake_fleet.apis["mx1"]
     assert {"example.com", "example.net"} <= mx1.domain_names()
-    assert len(mx1.db["relayhosts"]) == 1  # both domains route through relay1: one object
+    assert len(mx1.db["relayhosts"]) == 1  # both domains route through tx1: one object
+    (relayhost,) = mx1.db["relayhosts"].values()
+    assert relayhost["hostname"] == "[203.0.113.31]:25"  # the transactional relay, like deploy wires it
+    assert mx1.db["domains"]["example.net"]["relayhost"] == str(relayhost["id"])
     assert {"postmaster@example.com", "dmarc-reports@example.com", "tls-reports@example.com"} <= set(mx1.db["mailboxes"])
     assert fake_fleet.apis["tx1"].dkim_public("example.com") == fake_fleet.apis["mx2"].dkim_public("example.com")
     assert run(inventory_path, fake_fleet, "example.com").report.changes == 0

@@ -5,7 +5,8 @@ Per domain (shared/reference/mailcow.md §1.4):
   selector, imported with ``add/dkim_import`` (a relay needs no domain object to sign);
 * every inbound host has the domain, created with ``key_size: 0`` after the import so Mailcow
   never generates a key of its own; the inventory's mailboxes and aliases; the domain routed
-  through its relay (a relayhost object, found or created, and the domain's ``relayhost`` id);
+  through its transactional relay, else its relay (a relayhost object, found or created, and
+  the domain's ``relayhost`` id; the rule deploy's relayhost wiring follows too);
   and the MTA-STS policy where the domain enables it.
 
 A host that already holds a *different* key for the domain is a conflict when
@@ -41,6 +42,14 @@ def relay_nexthop_aliases(relay: Host, port: int = RELAY_PORT) -> set[str]:
         if port == RELAY_PORT:
             out.add(name)
     return {n.lower() for n in out}
+
+
+def routing_relay(domain: Domain) -> str | None:
+    """The relay a domain's Mailcow relayhost points at: its transactional relay when it has one,
+    else its relay. Bulk mail is routed to the bulk relay by the priority maps, which Postfix
+    consults before Mailcow's per-domain relayhost; the same rule as deploy's relayhost wiring
+    (``deploy.plan_steps.plan_relayhost_wiring``), so the two never undo each other."""
+    return domain.transactional_relay or domain.relay
 
 
 def find_relayhost(relayhosts: Sequence[RelayhostState], relay: Host) -> RelayhostState | None:
@@ -121,8 +130,9 @@ def plan_host(fleet: Fleet, host: Host, state: HostState, domains: Sequence[Doma
                 ops.append(Op(host.name, d, "edit_alias", f"{domain.name}: alias {address} goes to "
                               f"{', '.join(existing.goto)}; set it to {', '.join(targets)}",
                               {"id": existing.id, "address": address, "goto": list(targets)}))
-        if domain.relay:
-            relay = fleet.hosts[domain.relay]
+        relay_name = routing_relay(domain)
+        if relay_name and relay_name != host.name:
+            relay = fleet.hosts[relay_name]
             found = find_relayhost(state.relayhosts, relay)
             current = str((state.domains.get(d) or {}).get("relayhost") or "0")
             if found is None or current != str(found.id):
