@@ -41,11 +41,14 @@ def render_summary(outcomes: Mapping[str, HostOutcome], *, check: bool) -> str:
     for name, outcome in outcomes.items():
         if not outcome.ok:
             lines.append(f"{name}: FAILED - {outcome.error}")
-        elif outcome.changes:
-            verb = "would change" if check else "changed"
-            lines.append(f"{name}: ok, {verb} {outcome.changes} item(s)")
         else:
-            lines.append(f"{name}: ok, nothing to change")
+            warnings = sum(1 for step in outcome.steps if step.status == "warning")
+            tail = f" ({warnings} warning{'s' if warnings != 1 else ''}, see above)" if warnings else ""
+            if outcome.changes:
+                verb = "would change" if check else "changed"
+                lines.append(f"{name}: ok, {verb} {outcome.changes} item(s){tail}")
+            else:
+                lines.append(f"{name}: ok, nothing to change{tail}")
     failed = sum(1 for o in outcomes.values() if not o.ok)
     total = sum(o.changes for o in outcomes.values() if o.ok)
     verdict = f"{len(outcomes)} host(s): {len(outcomes) - failed} ok, {failed} failed; "

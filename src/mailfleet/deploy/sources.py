@@ -7,6 +7,7 @@ Effectful (reads files, resolves secrets) and nothing else: rendering happens in
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,11 @@ def load_host_sources(host: Host, inv: Inventory, steps: tuple[PlaybookStep, ...
         if host.api_key is None:
             raise MailfleetError(f"{host.name}: no api_key in the inventory; add `api_key: file:secrets/{host.name}.api-key`")
         api_key = resolve_secret(host.api_key, inv.base_dir)
+        if not re.fullmatch(r"[A-Za-z0-9-]{16,}", api_key):
+            raise MailfleetError(
+                f"{host.name}: the API key in {host.api_key} is not 16 or more of a-z, A-Z, 0-9 and '-'; Mailcow "
+                "silently strips other characters, so the key would never match. Generate a new one, e.g. "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(24).replace(\"_\", \"-\"))'`")
     context = template_context(host, fleet)
     context["priority_extra_cf"] = _priority_extra_cf(host, fleet)
     files: dict[str, dict[str, str]] = {}
