@@ -36,6 +36,12 @@ def test_the_client_drives_domains_dkim_mailboxes_aliases_routing_and_status(api
     transport_id = client.add_transport("partner.org", "[10.77.0.14]:25")
     assert (alias_id, relay_id, transport_id) == (1, 1, 1)
     assert client.get_domain("example.org")["relayhost"] == "1"
+    policy = {"domain": "example.org", "version": "STSv1", "mode": "enforce", "mx": "mx1.example.org",
+              "max_age": 86400, "active": 1}
+    client.post("add", "mta-sts", policy)
+    with pytest.raises(client_module.MailcowApiError):
+        client.post("add", "mta-sts", policy)  # add refuses an existing policy; edit replaces it
+    client.edit("mta-sts", ["example.org"], {"mode": "testing"})
     assert client.get_containers() == {}
     assert client.get_version() == "unknown"
     with pytest.raises(client_module.MailcowApiError, match="domain_exists"):

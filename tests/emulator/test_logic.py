@@ -184,3 +184,20 @@ def test_transport_brackets_ips_and_refuses_duplicates(state, deps) -> None:
 def test_unknown_write_route_is_none() -> None:
     db, redis = logic.new_state()
     assert logic.run_write("add", "frobnicator", db, redis, {}, None) is None  # type: ignore[arg-type]
+
+
+def test_mta_sts_add_refuses_a_second_policy_and_edit_regenerates_the_id(state, deps) -> None:
+    db, redis = state
+    body = {"domain": "example.org", "version": "STSv1", "mode": "enforce", "mx": "mx1.example.org,*.example.net",
+            "max_age": 86400, "active": 1}
+    assert msgs(logic.add_mta_sts(db, redis, body, deps)) == [("danger", "access_denied")]
+    logic.add_domain(db, redis, {"domain": "example.org", "key_size": 0}, deps)
+    assert msgs(logic.add_mta_sts(db, redis, {**body, "mode": "strict"}, deps))[0][1][0] == "mta_sts_mode_invalid"
+    assert msgs(logic.add_mta_sts(db, redis, {**body, "max_age": 0}, deps))[0][1][0] == "mta_sts_max_age_invalid"
+    assert msgs(logic.add_mta_sts(db, redis, body, deps)) == [("success", ["mta_sts_added", "example.org"])]
+    assert db["mta_sts"]["example.org"]["id"] == "20261129000000"
+    assert msgs(logic.add_mta_sts(db, redis, body, deps))[0][0] == "danger"
+    edited = logic.edit_mta_sts(db, redis, {"items": ["example.org"], "attr": {"mode": "testing"}}, deps)
+    assert msgs(edited) == [("success", ["mta_sts_edited", "example.org"])]
+    assert db["mta_sts"]["example.org"]["mode"] == "testing"
+    assert logic.get_domain(db, redis, "example.org", {}, deps).get("mta_sts") is None  # not shown, like Mailcow
