@@ -186,7 +186,13 @@ def load_jobs_sources(step: PlaybookStep, host: Host, inv: Any) -> dict[str, str
         _copy_secret(str(fleet.settings.ssh_identity), inv, "fleet.ssh_identity (logs.pull)", files, env)
     imap = imap_from_fleet(fleet, step.params, fleet.settings.secrets_dir)
     if imap is None:
-        notes["note:dmarc"] = "dmarc.fetch not scheduled: set fleet.dmarc_reports to a mailbox of a served domain"
+        address = fleet.settings.dmarc_reports
+        domain = (address or "").rpartition("@")[2]
+        why = ("set fleet.dmarc_reports to the report mailbox" if not address else
+               f"{domain} (of fleet.dmarc_reports {address}) is not in the inventory's domains yet; "
+               f"`mailfleet add-domain --domain {domain}`, then deploy again" if domain not in fleet.domains else
+               f"{domain} has no inbound host; give it one, or set imap_host in playbooks/monitoring.yaml")
+        notes["note:dmarc"] = f"dmarc.fetch not scheduled: {why}"
     else:
         try:
             password = resolve_secret(imap.password_ref, inv.base_dir)

@@ -169,8 +169,8 @@ def _sources(inp: PlanInput, step: PlaybookStep) -> tuple[dict[str, str], list[s
 def _result(step: PlaybookStep, changes: Sequence[str], lines: Sequence[str], notes: Sequence[str],
             timeout: int = 600) -> PlannedStep:
     note = "; ".join(notes)
-    if not changes:
-        return PlannedStep(step.name, step.kind, "ok", note=note)
+    if not changes:  # a note here is something to fix (a job that cannot be scheduled): show it
+        return PlannedStep(step.name, step.kind, "warning" if note else "ok", note=note)
     return PlannedStep(step.name, step.kind, "change", changes=tuple(changes),
                        actions=(Shell("\n".join(lines), timeout=timeout),), note=note)
 
