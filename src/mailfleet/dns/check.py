@@ -13,7 +13,6 @@ from collections.abc import Iterable
 
 import dns.exception
 import dns.name
-import dns.rdatatype
 import dns.resolver
 
 from mailfleet.dns.model import RecordSet
