@@ -6,6 +6,7 @@ check passes on it, and fails naming the record once one record is changed in th
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -147,10 +148,24 @@ def test_a_stale_dkim_key_and_a_missing_record_are_explained(knot: Knot, keyed_i
     result = mailfleet("dns.check", "--domain", ZONE, "--nameserver", knot.server, "--json",
                        inventory=keyed_inventory)
     assert result.returncode == 1
-    import json
-
     report = json.loads(result.stdout)
     drift = {(r["name"], r["type"]): r for r in report["records"] if r["status"] in ("drift", "missing")}
     assert set(drift) == {("s2026._domainkey.example.com", "TXT"), ("autoconfig.example.com", "CNAME")}
     assert "stale DKIM key" in drift[("s2026._domainkey.example.com", "TXT")]["explanation"]
     assert drift[("autoconfig.example.com", "CNAME")]["status"] == "missing"
+
+
+def test_too_many_spf_lookups_through_includes_are_counted_and_explained(knot: Knot, keyed_inventory: Path) -> None:
+    ours = next(r for r in json.loads(mailfleet("dns.records", "--domain", ZONE, "--format", "json",
+                                                 inventory=keyed_inventory).stdout)["records"] if r["kind"] == "spf")
+    knot.control("zone-begin", ZONE)
+    knot.control("zone-set", ZONE, "_spf1", "3600", "TXT", '"v=spf1 a mx a:x.example.com include:_spf2.example.com -all"')
+    knot.control("zone-set", ZONE, "_spf2", "3600", "TXT", '"v=spf1 a mx a mx a mx a -all"')
+    knot.control("zone-commit", ZONE)
+    knot.replace("@", "TXT", '"' + ours["value"].replace(" -all", " include:_spf1.example.com -all") + '"')
+    result = mailfleet("dns.check", "--domain", ZONE, "--nameserver", knot.server, "--json", inventory=keyed_inventory)
+    assert result.returncode == 1
+    (spf,) = [r for r in json.loads(result.stdout)["records"] if r["type"] == "TXT" and r["name"] == ZONE
+              and r["expected"].startswith("v=spf1")]
+    # 1 (include _spf1) + 4 in _spf1 (a, mx, a:, include _spf2) + 7 in _spf2
+    assert spf["status"] == "drift" and "needs 12 DNS lookups" in spf["explanation"]
