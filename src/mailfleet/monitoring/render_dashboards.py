@@ -47,6 +47,9 @@ def _mask(text: str, opening: str, closing: str) -> str:
 
 
 REASON_SQL = f"substr({_mask(_mask(_SAID, '<', '>'), '[', ']')}, 1, 120)"
+# Units of table columns (Grafana unit ids): epoch-millisecond columns shown as dates.
+COLUMN_UNITS = {"first_seen": "dateTimeAsIso", "last_seen": "dateTimeAsIso", "last_report": "dateTimeAsIso",
+                "pass_rate": "percent", "deferral_rate": "percent", "p50": "s", "p95": "s", "p99": "s", "max": "s"}
 TX_DELAY_THRESHOLD = 60.0  # seconds of ``b`` (active queue) at p95 for transactional mail
 
 
@@ -79,9 +82,11 @@ def _panel(pid: int, title: str, kind: str, sql: str, columns: list[str], grid: 
                    "colorMode": "value", "graphMode": "none", "textMode": "value_and_name", "justifyMode": "auto"}
     elif kind == "table":
         options = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"]}}
+    overrides = [{"matcher": {"id": "byName", "options": column}, "properties": [{"id": "unit", "value": unit_of}]}
+                 for column in columns if (unit_of := COLUMN_UNITS.get(column)) and kind == "table"]
     return {"id": pid, "type": kind, "title": title, "description": description, "datasource": dict(ds),
             "gridPos": {"x": x, "y": y, "w": w, "h": h},
-            "fieldConfig": {"defaults": defaults, "overrides": []}, "options": options,
+            "fieldConfig": {"defaults": defaults, "overrides": overrides}, "options": options,
             "targets": [_target(sql, columns, uid=ds, series=series)]}
 
 
