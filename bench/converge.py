@@ -304,6 +304,7 @@ def main() -> None:
     for key, (cmd, ok, env) in cmds.items():
         timed(cmd, ok, env)
     times: dict[tuple[str, int], list[float]] = {key: [] for key in cmds}
+    load_before = os.getloadavg()
     for i in range(args.runs):  # interleaved, so drift in machine load hits every tool alike
         for key, (cmd, ok, env) in cmds.items():
             if key[0] == "ansible" and i >= args.ansible_runs:
@@ -312,15 +313,27 @@ def main() -> None:
         print(f"round {i + 1}: " + ", ".join(f"{k[0]} {k[1]}h {v[-1]:.2f}s" for k, v in times.items() if len(v) > i),
               flush=True)
     med = {key: statistics.median(v) for key, v in times.items()}
+    load_after = os.getloadavg()
+    print(f"\nload average (1 min) before {load_before[0]:.1f}, after {load_after[0]:.1f} on {os.cpu_count()} CPUs "
+          "(other work on this machine slows every tool; the paired ratios below compare runs made back to back)")
+
+    def paired(a: tuple[str, int], b: tuple[str, int]) -> float:
+        n = min(len(times[a]), len(times[b]))
+        return statistics.median(times[a][i] / times[b][i] for i in range(n))
+
     print()
     print(f"{'tool':<10} {'1 host':>8} {'6 hosts':>8} {'6h/1h':>6}  runs")
     for tool in ("mailfleet", "pyinfra", "ansible"):
         print(f"{tool:<10} {med[(tool, 1)]:>7.2f}s {med[(tool, 6)]:>7.2f}s {med[(tool, 6)] / med[(tool, 1)]:>6.2f}  "
               f"{len(times[(tool, 6)])} (6h: {', '.join(f'{x:.2f}' for x in times[(tool, 6)])})")
     print()
-    print(f"pyinfra / mailfleet (6 hosts): {med[('pyinfra', 6)] / med[('mailfleet', 6)]:.2f}x  (goal >= 2)")
-    print(f"ansible / mailfleet (6 hosts): {med[('ansible', 6)] / med[('mailfleet', 6)]:.2f}x  (goal >= 20)")
-    print(f"mailfleet 6 hosts / 1 host:    {med[('mailfleet', 6)] / med[('mailfleet', 1)]:.2f}x  (goal <= 1.5)")
+    print("ratio                          of medians   paired (median of per-round ratios)")
+    print(f"pyinfra / mailfleet (6 hosts): {med[('pyinfra', 6)] / med[('mailfleet', 6)]:>8.2f}x   "
+          f"{paired(('pyinfra', 6), ('mailfleet', 6)):.2f}x  (goal >= 2)")
+    print(f"ansible / mailfleet (6 hosts): {med[('ansible', 6)] / med[('mailfleet', 6)]:>8.2f}x   "
+          f"{paired(('ansible', 6), ('mailfleet', 6)):.2f}x  (goal >= 20)")
+    print(f"mailfleet 6 hosts / 1 host:    {med[('mailfleet', 6)] / med[('mailfleet', 1)]:>8.2f}x   "
+          f"{paired(('mailfleet', 6), ('mailfleet', 1)):.2f}x  (goal <= 1.5)")
 
 
 if __name__ == "__main__":
