@@ -221,7 +221,8 @@ def _summary(report: Report) -> str:
     items = attention_items(report)
     if items:
         lis = "".join(f'<li class="{sev}"><span class="dot"></span>{escape(text)}</li>' for sev, text in items)
-        attention = f'<section class="attention"><h2>Needs attention</h2><ul>{lis}</ul></section>'
+        tone = "attention" if any(sev == "bad" for sev, _ in items) else "attention warn"
+        attention = f'<section class="{tone}"><h2>Needs attention</h2><ul>{lis}</ul></section>'
     elif dmarc is None and flow is None:
         attention = ""
     else:
@@ -300,7 +301,7 @@ h3{font-size:14px;margin:0 0 10px;color:#374151}
 .kpi .sub{color:var(--muted);font-size:12px}
 .attention{background:#fff;border:1px solid var(--line);border-left:4px solid var(--bad);border-radius:10px;
 padding:6px 18px 10px;margin-top:16px}
-.attention.clear{border-left-color:var(--good)}
+.attention.clear{border-left-color:var(--good)}.attention.warn{border-left-color:#e3a13b}
 .attention h2{font-size:16px;margin:10px 0 6px}
 .attention ul{margin:0;padding:0;list-style:none}
 .attention li{padding:5px 0;display:flex;gap:10px;align-items:baseline}
@@ -312,7 +313,7 @@ padding:6px 18px 10px;margin-top:16px}
 .card.wide{grid-column:1/-1}
 .note{color:var(--muted);font-size:12px;margin:-6px 0 8px}
 .chart{width:100%;height:auto;display:block}
-.donut{max-width:380px}
+.donut{max-width:420px}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th{text-align:left;font-weight:600;color:var(--muted);font-size:11px;text-transform:uppercase;letter-spacing:.04em;

@@ -30,7 +30,7 @@ def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
     magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if value <= step * magnitude:
             return step * magnitude
     return 10 * magnitude
@@ -114,7 +114,7 @@ def donut(items: Sequence[tuple[str, float]], *, size: int = 170, label: str = "
     total = sum(max(v, 0) for _, v in items) or 1
     r, inner = size / 2 - 4, size / 2 - 30
     cx = cy = size / 2
-    width = size + 190
+    width = size + 250
     parts = [f'<svg class="chart donut" viewBox="0 0 {width} {size}" role="img" aria-label="{escape(label)}" '
              f'xmlns="http://www.w3.org/2000/svg">']
     angle = -math.pi / 2
