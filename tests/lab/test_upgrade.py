@@ -124,6 +124,12 @@ def test_closed_window_changes_nothing_and_says_when(lab):
     assert "window is closed: nothing was done" in result.stdout
     assert {h: lab.head(h) for h in heads} == heads
     assert not lab.journal.exists()
+    # Prefetching is allowed outside the window and changes nothing else.
+    prefetch = lab.upgrade("--prefetch")
+    assert prefetch.returncode == 0, prefetch.stdout + prefetch.stderr
+    assert all(f"{h}: images prefetched" in prefetch.stdout for h in heads)
+    assert {h: lab.head(h) for h in heads} == heads
+    assert all(lab.api_state(h) == (OLD, []) for h in heads)
 
 
 def test_six_hosts_upgrade_inside_a_window(lab):
