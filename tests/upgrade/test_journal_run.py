@@ -165,6 +165,7 @@ def test_controller_crash_leaves_the_step_visible_and_resume_reruns_it(fleet, tm
 
     hosts.crash_at = None
     hosts.calls.clear()
+    hosts.head = lambda host: "moved-by-the-half-done-update"   # the anchor must come from the journal
     outcome = run_rollout(killed, fleet, Journal(tmp_path / "journal.jsonl", killed.run, clock), hosts, clock,
                           ignore_windows=True, host_time=timedelta(minutes=30), resumed=True)
     assert outcome.status == "done"
@@ -189,3 +190,29 @@ def test_a_torn_last_line_is_ignored_but_damage_elsewhere_is_refused():
     with pytest.raises(JournalError, match="journal:1"):
         parse_lines(['{"kind": "st\n', good])
     assert replay(parse_lines([good]))[0].status == "running"
+
+
+def test_crash_inside_update_keeps_the_journalled_rollback_anchor(fleet, tmp_path):
+    plan, clock, journal, state = start(fleet, tmp_path)
+    first = plan.order[0]
+    hosts = FakeHosts()
+    hosts.crash_at = (first, "update")
+    with pytest.raises(KeyboardInterrupt):
+        run_rollout(state, fleet, journal, hosts, clock, ignore_windows=True, host_time=timedelta(minutes=30))
+    killed = load_unfinished_run(tmp_path / "journal.jsonl")
+    assert [(h, s) for h, s, _ in killed.dangling] == [(first, "update")]
+    assert killed.hosts[first].head_before == f"c0ffee{first}"
+    hosts.crash_at = None
+    healthy = hosts.health
+
+    def unhealthy_on_target(host, version):   # the rerun update leaves it unhealthy: roll back
+        if version == "2026-08":
+            raise StepFailed("containers not running: postfix-mailcow")
+        return healthy(host, version)
+
+    hosts.health = unhealthy_on_target
+    hosts.head = lambda host: "moved-by-the-half-done-update"
+    outcome = run_rollout(killed, fleet, Journal(tmp_path / "journal.jsonl", killed.run, clock), hosts, clock,
+                          ignore_windows=True, host_time=timedelta(minutes=30), resumed=True)
+    assert outcome.rolled_back is True
+    assert (first, f"rollback:c0ffee{first}") in hosts.calls

@@ -142,6 +142,7 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> list[RunState]:
                 _close_down(state, down_since, run_id, host, at)
             if progress.status in ("rolled-back", "failed", "rollback-failed"):
                 progress.steps = {}   # a retry starts the host over (a fresh backup, a fresh drain)
+                progress.head_before = None
     for (run_id, host), since in down_since.items():
         runs[run_id].down.append(DownInterval(host, since, None))
     for (run_id, host, step), since in open_steps.items():

@@ -165,9 +165,10 @@ def _upgrade_host(state: RunState, host: Host, journal: Journal, ops: HostOps, n
             continue
         started: dict[str, Any] = {}
         if step == "update":
-            # Where the host stood before update.sh: the rollback's anchor, on disk first.
+            # Where the host stood before update.sh: the rollback's anchor, on disk first. A
+            # rerun after a crash keeps the anchor journalled by the interrupted attempt.
             try:
-                progress.head_before = started["head_before"] = ops.head(host)
+                progress.head_before = started["head_before"] = progress.head_before or ops.head(host)
             except Exception as exc:  # noqa: BLE001 - nothing ran yet: fail like a pre-update step
                 journal.step(host.name, "update", "failed", error=f"cannot read the checkout's commit: {_text(exc)}")
                 _fail(outcome, host, "update", exc, note)
