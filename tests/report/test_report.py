@@ -101,3 +101,25 @@ def test_chromium_renders_the_charts(report_dir: Path, tmp_path: Path) -> None:
     # The chart colours are on the page: DMARC pass green and the fail red of the SPF donut.
     pixels = {rgb for _, rgb in image.getcolors(maxcolors=4_000_000) or []}
     assert (0x2F, 0x9E, 0x6E) in pixels and (0xD6, 0x45, 0x45) in pixels
+
+
+def test_cli_json_and_bad_days(dmarc_db: Path, tmp_path: Path) -> None:
+    done = _cli("--db", str(dmarc_db), "--out", str(tmp_path / "r"), "--json")
+    assert done.returncode == 0, done.stderr
+    import json
+
+    assert json.loads(done.stdout) == {"report": str(tmp_path / "r" / "index.html"), "dmarc": str(dmarc_db),
+                                       "mailflow": None}
+    bad = _cli("--db", str(dmarc_db), "--out", str(tmp_path / "r"), "--days", "soon")
+    assert bad.returncode == 1 and "not a whole number of days" in bad.stderr
+    missing = _cli("--out", str(tmp_path / "r"))
+    assert missing.returncode == 1 and "needs --db FILE" in missing.stderr
+
+
+def test_charts_handle_one_class_and_nothing() -> None:
+    from mailfleet.report.render_svg import bar_chart, donut
+
+    whole = donut([("transactional", 5.0)])
+    assert "<circle" in whole and "100%" in whole
+    empty = bar_chart(["Nov 01"], {"delivered": [0.0]})
+    assert empty.count("<rect") == 1  # the legend's swatch only: a zero draws no bar

@@ -14,6 +14,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import zipfile
@@ -155,6 +157,8 @@ def _copy_secret(ref: str, inv: Any, what: str, files: dict[str, str], env: dict
     """Place a secret for the host; returns the reference that works there."""
     kind, _, value = ref.partition(":")
     if kind == "env":
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise MailfleetError(f"{what}: {ref!r} does not name an environment variable")
         env[value] = resolve_secret(ref, inv.base_dir)
         return ref
     if kind != "file":
@@ -210,7 +214,8 @@ def load_jobs_sources(step: PlaybookStep, host: Host, inv: Any) -> dict[str, str
         files[f"{pd.SYSTEMD_DIR}/{name}"] = text
     files[pd.CRON_FILE] = render_cron(jobs, LAYOUT)
     if env:
-        files[f"{LAYOUT.config_dir}/mailfleet.env"] = "".join(f"{k}={v}\n" for k, v in sorted(env.items()))
+        # Sourced by the job runner (sh): every value quoted, so a secret is data, never code.
+        files[f"{LAYOUT.config_dir}/mailfleet.env"] = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
     return {**files, **notes}
 
 
