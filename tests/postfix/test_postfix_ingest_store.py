@@ -302,3 +302,24 @@ def test_a_busy_store_is_reported_not_a_traceback(tmp_path: Path, monkeypatch: p
         save_log_file(conn, log, reference=REFERENCE, now=0.0)
     holder.execute("ROLLBACK")
     assert save_log_file(conn, log, reference=REFERENCE, now=0.0).events == 4
+
+
+def test_a_failing_parser_child_stores_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailfleet.postfix import produce
+
+    conn, log = _fresh(tmp_path), tmp_path / "mail.log"
+    _write(log, _lines(3000))  # several batches: some rows reach the parent before the failure
+    original = produce.Producer.flush
+    calls = {"n": 0}
+
+    def flaky_flush(self, final: bool = False) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("disk on fire")
+        original(self, final)
+
+    monkeypatch.setattr(produce.Producer, "flush", flaky_flush)  # the forked child inherits it
+    monkeypatch.setattr(produce, "FLUSH_ROWS", 500)
+    with pytest.raises(IngestError, match="disk on fire.*nothing from it was stored"):
+        save_log_file(conn, log, reference=REFERENCE, now=0.0, parallel=True)
+    assert conn.execute("SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM sources)").fetchone() == (0, 0)

@@ -134,6 +134,7 @@ class ChunkScanner:
         client = correlator.client
         feed = correlator.feed
         events = 0
+        until_check = 256
         last_host = None
         last_stamp = ""
         ts: float | None = 0.0
@@ -176,8 +177,11 @@ class ChunkScanner:
                     continue
                 delivery(ts, host, qid, tag, *fields)
                 events += 1
-                if not events & 1023 and full():
-                    flush()
+                until_check -= 1
+                if not until_check:  # every 256 deliveries (~1,200 lines' events): batch full?
+                    until_check = 256
+                    if full():
+                        flush()
             elif rest.endswith("(queue active)") and tag.endswith("/qmgr"):
                 fields = parse_active_fields(rest)
                 if fields is None:
