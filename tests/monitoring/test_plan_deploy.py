@@ -152,3 +152,28 @@ def test_grafana_password_generated_on_the_host_when_not_kept(job) -> None:  # t
     step = _plan(job, facts)["grafana"]
     script = _script(step)
     assert "/dev/urandom" in script and f"chown 472:0 {target}" in script and f"chmod 0400 {target}" in script
+
+
+@pytest.mark.skipif(not Path("/usr/bin/systemd-analyze").exists(), reason="needs systemd-analyze (package systemd)")
+def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    """systemd itself reads the units (no running systemd needed): calendar specs, ExecStart, Unit=."""
+    layout = MonitoringLayout(root=str(tmp_path / "root"))
+    (tmp_path / "root" / "bin").mkdir(parents=True)
+    runner = tmp_path / "root" / "bin" / "mailfleet-job"
+    runner.write_text("#!/bin/sh\n")
+    runner.chmod(0o755)
+    imap = ImapSource("mx1.mail.example.com", 993, "dmarc@example.com", "file:/etc/mailfleet/secrets/x")
+    jobs = plan_jobs(load_test_inventory().fleet, layout, imap, dmarc_every="15min", logs_every="5min")
+    units = tmp_path / "units"
+    units.mkdir()
+    for name, text in render_systemd_units(jobs, layout).items():
+        (units / name).write_text(text)
+    names = [f"./{p.name}" for p in sorted(units.glob("*.timer"))] + ["./mailfleet-job@logs-pull-mx1.service"]
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", *names], cwd=units, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    (units / "mailfleet-dmarc-fetch.timer").write_text(
+        (units / "mailfleet-dmarc-fetch.timer").read_text().replace("OnCalendar=*:0/15:00", "OnCalendar=sometimes"))
+    broken = subprocess.run(["systemd-analyze", "verify", "--man=no", "./mailfleet-dmarc-fetch.timer"], cwd=units,
+                            capture_output=True, text=True, timeout=60)
+    assert "Failed to parse calendar specification" in broken.stderr  # the check can fail
