@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -26,10 +28,20 @@ def job():  # type: ignore[no-untyped-def]
     from mailfleet.deploy.run import HostJob
     from mailfleet.deploy.sources import host_steps, load_host_sources, load_playbooks
 
-    inv = load_test_inventory()
-    host = inv.fleet.hosts["mon1"]
-    steps = host_steps(host, load_playbooks())
-    return HostJob(host, inv.fleet, steps, load_host_sources(host, inv, steps))
+    from mailfleet.monitoring import load_deploy
+
+    # A small fake wheelhouse: these tests plan, they need names, digests and bytes, not pip
+    # (the lab test builds and installs the real one).
+    wheels = {"mailfleet-0.1.0-py3-none-any.whl": b"mailfleet wheel", "dep-1.0-py3-none-any.whl": b"dependency"}
+    manifest = "# mailfleet wheelhouse\n# python 3.11\n" + "".join(
+        f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(wheels.items()))
+    fake = (manifest, {name: base64.encodebytes(data).decode() for name, data in wheels.items()})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(load_deploy._WHEELHOUSE_CACHE, str(load_deploy.REPO_ROOT), fake)
+        inv = load_test_inventory()
+        host = inv.fleet.hosts["mon1"]
+        steps = host_steps(host, load_playbooks())
+        return HostJob(host, inv.fleet, steps, load_host_sources(host, inv, steps))
 
 
 def _plan(job, facts):  # type: ignore[no-untyped-def]
