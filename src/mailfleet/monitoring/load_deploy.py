@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 import subprocess
+import urllib.parse
 import sys
 import zipfile
 from collections.abc import Sequence
@@ -101,8 +102,11 @@ def build_wheelhouse(source: Path = REPO_ROOT, directory: Path | None = None) ->
         raise MailfleetError("the wheelhouse does not resolve offline: " + report.stderr.strip()[-400:])
     needed: dict[str, Path] = {}
     for item in json.loads(report.stdout)["install"]:
-        url = item["download_info"]["url"]
-        path = Path(url.removeprefix("file://"))
+        url = urllib.parse.urlparse(item["download_info"]["url"])
+        if url.scheme != "file":
+            raise MailfleetError(f"pip resolved {item['metadata']['name']} from {url.geturl()}, not from the "
+                                 "wheelhouse; the host could not install it without an index")
+        path = Path(urllib.parse.unquote(url.path))
         needed[path.name] = path
     lines = [f"# mailfleet wheelhouse: built on this machine, installed with pip --no-index",
              f"# python {sys.version_info.major}.{sys.version_info.minor}"]
