@@ -123,3 +123,16 @@ def test_charts_handle_one_class_and_nothing() -> None:
     assert "<circle" in whole and "100%" in whole
     empty = bar_chart(["Nov 01"], {"delivered": [0.0]})
     assert empty.count("<rect") == 1  # the legend's swatch only: a zero draws no bar
+
+
+def test_heat_grid_keeps_the_latest_days_readable() -> None:
+    from mailfleet.monitoring.parse_panels import PanelQuery
+    from mailfleet.report.model import PanelResult
+    from mailfleet.report.render_html import HEAT_DAYS, _heat
+
+    query = PanelQuery("mailfleet-dmarc", 6, "Pass rate", "timeseries", "", ("time", "source_ip", "pass_rate"),
+                       True, "percent", "")
+    rows = tuple((day * 86400, "192.0.2.1", 100.0 if day % 2 else 0.0) for day in range(20000, 20060))
+    html = _heat(PanelResult(query, query.columns, rows))
+    assert html.count("% pass</title>") == HEAT_DAYS  # one cell per shown day for the one source
+    assert f"the latest {HEAT_DAYS} of 60 days" in html

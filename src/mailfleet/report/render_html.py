@@ -19,6 +19,7 @@ from mailfleet.report.render_svg import bar_chart, donut, format_number, heat_gr
 PASS_RATE_WARN = 95.0  # a domain below this DMARC pass rate is listed under "needs attention"
 DEFERRAL_RATE_WARN = 10.0  # a recipient domain deferring more than this share of attempts
 TABLE_ROWS = 25
+HEAT_DAYS = 35  # the heat grid shows the latest days with reports, so cells stay readable
 MS_COLUMNS = {"first_seen", "last_seen", "last_report"}
 SECONDS_COLUMNS = {"p50", "p95", "p99", "max"}
 PERCENT_COLUMNS = {"pass_rate", "deferral_rate"}
@@ -118,17 +119,21 @@ def _donut(result: PanelResult | None) -> str:
 def _heat(result: PanelResult | None) -> str:
     if result is None or not result.rows:
         return _empty("No data in this range.")
-    days = sorted({r[0] for r in result.rows})
+    every_day = sorted({r[0] for r in result.rows})
+    days = every_day[-HEAT_DAYS:]
     labels = dict(zip(days, _day_labels(days)))
+    shown = [r for r in result.rows if r[0] in labels]
     volume: dict[str, int] = {}
-    for r in result.rows:
+    for r in shown:
         volume[r[1]] = volume.get(r[1], 0) + 1
     sources = sorted(volume, key=lambda s: (-volume[s], s))
-    values = {(r[1], labels[r[0]]): float(r[2]) for r in result.rows if r[2] is not None}
+    values = {(r[1], labels[r[0]]): float(r[2]) for r in shown if r[2] is not None}
     legend = ('<div class="legend"><span class="sw" style="background:#d64545"></span>0 % '
               '<span class="sw" style="background:#e3a13b"></span>50 % '
               '<span class="sw" style="background:#2f9e6e"></span>100 % pass'
-              '<span class="sw" style="background:#f3f4f6"></span>no report</div>')
+              '<span class="sw" style="background:#f3f4f6"></span>no report'
+              + (f' · the latest {len(days)} of {len(every_day)} days with reports' if len(every_day) > len(days) else '')
+              + '</div>')
     return heat_grid(sources, [labels[d] for d in days], values, label=result.query.title) + legend
 
 
