@@ -36,3 +36,10 @@ def test_flag_values_are_not_taken_for_files() -> None:
 def test_a_following_task_ends_the_list_and_plain_tasks_are_untouched() -> None:
     argv = ["dmarc.parse", "a.xml", "b.xml", "other", "--name", "n"]
     assert expand_variadic(argv, NS) == ["dmarc.parse", "a.xml", "--path", "b.xml", "other", "--name", "n"]
+
+
+def test_help_after_a_task_becomes_task_help() -> None:
+    from mailfleet.cli.program import help_first
+
+    assert help_first(["dmarc.parse", "--help"], NS) == ["--help", "dmarc.parse"]
+    assert help_first(["other", "--name", "x"], NS) == ["other", "--name", "x"]

@@ -134,8 +134,10 @@ def _print_counts(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 @task(
     positional=["files"],
+    iterable=["file"],
     help={
         "files": "log files: paths, comma-separated, globs allowed (quote them); plain or .gz",
+        "file": "another log file (extra words after FILES become --file; see cli/program.py)",
         "db": "SQLite log store (created if missing)",
         "host": "tag every line with this host (for formats whose host is a container id, and API JSON)",
         "tz": "zone of year-less syslog stamps (default UTC)",
@@ -144,12 +146,12 @@ def _print_counts(rows: list[dict[str, Any]], as_json: bool) -> None:
     },
 )
 @reports_errors
-def ingest(c, files=None, db=None, host=None, tz="UTC", inventory=None, json=False):
+def ingest(c, files=None, db=None, host=None, tz="UTC", inventory=None, json=False, file=None):
     """Ingest Postfix logs (syslog, RFC 3339, maillog_file, Docker json-file, Mailcow API JSON)."""
     if files in (None, "-h", "--help"):  # Invoke hands --help to a missing positional
         print(INGEST_USAGE)
         return
-    paths = expand_files(files)
+    paths = expand_files(",".join([files, *(file or [])]))
     db = _require_db(db)
     zone = _zone(tz)
     conn = store.load_store(db)
@@ -283,6 +285,9 @@ def trace(c, db=None, message_id=None, queue_id=None, sender=None, recipient=Non
         _out(data=render_trace_json(traces, query))
     else:
         _out(render_trace_text(traces))
+
+
+ingest.variadic = "file"  # logs.ingest FILE... (see cli/program.py)
 
 
 def register(ns: Collection) -> None:

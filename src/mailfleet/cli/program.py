@@ -8,6 +8,7 @@ them. ``tasks.py`` turns the same behaviour on for ``invoke`` so both entry poin
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from invoke import Collection, Program
@@ -56,6 +57,17 @@ def expand_variadic(argv: Sequence[str], collection: Collection) -> list[str]:
     return out
 
 
+def help_first(argv: Sequence[str], collection: Collection) -> list[str]:
+    """``TASK --help`` → ``--help TASK``: otherwise Invoke hands ``--help`` to a required argument."""
+    words = list(argv)
+    for flag in ("--help", "-h"):
+        if flag in words:
+            tasks = [w for w in words[: words.index(flag)] if w in collection.task_names]
+            if tasks:
+                return ["--help", tasks[-1]]
+    return words
+
+
 def _parse_tasks_with_variadic(self: Program) -> None:
     self.core.unparsed = expand_variadic(self.core.unparsed, self.collection)
     _original_parse_tasks(self)
@@ -68,5 +80,6 @@ def enable_variadic_arguments() -> None:
 
 def main() -> None:
     enable_variadic_arguments()
-    program = Program(namespace=build_namespace(), version=__version__, name="mailfleet", binary="mailfleet")
-    program.run()
+    namespace = build_namespace()
+    program = Program(namespace=namespace, version=__version__, name="mailfleet", binary="mailfleet")
+    program.run([sys.argv[0], *help_first(sys.argv[1:], namespace)])
