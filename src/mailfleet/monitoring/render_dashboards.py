@@ -21,6 +21,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# The transport the priority component gives bulk mail (postfix/bulk/smtp -> "bulk").
+from mailfleet.priority.classify import BULK_TRANSPORT
+
 DMARC_DS = {"type": "frser-sqlite-datasource", "uid": "mailfleet-dmarc"}
 LOGS_DS = {"type": "frser-sqlite-datasource", "uid": "mailfleet-logs"}
 SCHEMA_VERSION = 39
@@ -30,8 +33,6 @@ DMARC_DOMAIN = "domain IN (${domain:sqlstring})"
 LOGS_RANGE = f"ts >= {FROM} AND ts < {TO}"
 LOGS_HOST = "host IN (${host:sqlstring})"
 LOGS_DOMAIN = "COALESCE(rcpt_domain, '') IN (${domain:sqlstring})"
-# The transport the priority component gives bulk mail (postfix/bulk/smtp -> "bulk").
-BULK_TRANSPORT = "bulk"
 CLASS_SQL = f"CASE WHEN transport = '{BULK_TRANSPORT}' THEN 'bulk' ELSE 'transactional' END"
 # A deferral reason as a group: without "host X[ip] said: ", with the first <address> and the
 # first [bracketed] part (an IP, a queue id) masked, cut to something a table can show. SQLite has
