@@ -174,3 +174,58 @@ def test_tlsa_from_hosts_matches_the_certificate_each_mx_serves(lab_inventory: P
         finally:
             conn.close()
         assert tlsa[f"_25._tcp.{host.hostname}"] == f"3 1 1 {digest}"
+
+
+def test_published_records_check_out_and_a_rotation_switches_every_signer(lab_inventory: Path, tmp_path: Path) -> None:
+    """add-domain's keys published through Knot: dns.check passes; dkim.rotate publishes a new
+    selector, waits for DNS, switches every signing host, and the check still passes."""
+    sys.path.insert(0, str(REPO / "tests" / "dns"))
+    from knot_server import HAVE_KNOT, serve_zones
+
+    from mailfleet.dns.render_bind import render_txt_strings
+    from mailfleet.mailcow import open_api
+
+    if not HAVE_KNOT:
+        pytest.skip("knotd/knotc are not installed (apt-get install knot)")
+    example = next(d for d in example_domains() if d.name == "example.com")
+    inv = load_valid_inventory(lab_inventory)
+    if inv.fleet.domain("example.com") is None:
+        assert mailfleet(*add_domain_args(example, lab_inventory)).returncode == 0
+    inventory = ["--inventory", str(lab_inventory)]
+    zone = mailfleet("dns.records", "--domain", "example.com", "--format", "bind", "--soa", "ns1.example.com",
+                     *inventory)
+    assert zone.returncode == 0, zone.stderr
+    with serve_zones(tmp_path / "knot", {"example.com": zone.stdout}) as knot:
+        ns = ["--nameserver", knot.server]
+        checked = mailfleet("dns.check", "--domain", "example.com", *ns, *inventory)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+        started = mailfleet("dkim.rotate", "--domain", "example.com", "--selector", "s2027", *ns, *inventory)
+        assert started.returncode == 0 and "step: start" in started.stdout, started.stdout + started.stderr
+        waiting = mailfleet("dkim.rotate", "--domain", "example.com", *ns, *inventory)
+        assert "step: wait_dns" in waiting.stdout
+        pending = mailfleet("dns.check", "--domain", "example.com", *ns, *inventory)
+        assert pending.returncode == 1 and "s2027._domainkey.example.com. TXT (dkim)" in pending.stdout
+
+        records = json.loads(mailfleet("dns.records", "--domain", "example.com", "--format", "json", *inventory).stdout)
+        new = next(r for r in records["records"] if r["name"] == "s2027._domainkey.example.com")
+        knot.control("zone-begin", "example.com")
+        knot.control("zone-set", "example.com", "s2027._domainkey", "3600", "TXT", render_txt_strings(new["value"]))
+        knot.control("zone-commit", "example.com")
+
+        switched = mailfleet("dkim.rotate", "--domain", "example.com", *ns, *inventory)
+        assert switched.returncode == 0 and "step: switch" in switched.stdout, switched.stdout + switched.stderr
+        after = mailfleet("dns.check", "--domain", "example.com", *ns, *inventory)
+        assert after.returncode == 0, after.stdout  # s2027 signs, s2026 stays published as "previous"
+        assert "✓ TXT   s2026._domainkey" in after.stdout and "✓ TXT   s2027._domainkey" in after.stdout
+
+    inv = load_valid_inventory(lab_inventory)
+    domain = inv.fleet.domain("example.com")
+    assert domain.dkim.selector == "s2027"
+    ours = load_key(inv.secrets_dir, "example.com", "s2027").public_b64
+    for name in domain.signing_hosts:
+        with open_api(name, inv) as api:
+            dkim = api.get_dkim("example.com")
+        assert dkim["dkim_selector"] == "s2027" and "".join(dkim["pubkey"].split()) == ours, name
+    again = mailfleet(*add_domain_args(example, lab_inventory)[:3], "--json", *inventory)  # no --selector: as written
+    assert again.returncode == 0 and all(h["changes"] == 0 for h in json.loads(again.stdout)["hosts"].values())
