@@ -27,7 +27,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def report_dir(dmarc_db: Path, logs_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("report")
-    done = _cli("--db", str(dmarc_db), "--db", str(logs_db), "--out", str(out))
+    done = _cli("--db", str(dmarc_db), str(logs_db), "--out", str(out))  # the contract's --db FILE...
     assert done.returncode == 0, done.stderr
     return out
 
@@ -103,13 +103,15 @@ def test_chromium_renders_the_charts(report_dir: Path, tmp_path: Path) -> None:
     assert (0x2F, 0x9E, 0x6E) in pixels and (0xD6, 0x45, 0x45) in pixels
 
 
-def test_cli_json_and_bad_days(dmarc_db: Path, tmp_path: Path) -> None:
+def test_cli_json_and_bad_days(dmarc_db: Path, logs_db: Path, tmp_path: Path) -> None:
     done = _cli("--db", str(dmarc_db), "--out", str(tmp_path / "r"), "--json")
     assert done.returncode == 0, done.stderr
     import json
 
     assert json.loads(done.stdout) == {"report": str(tmp_path / "r" / "index.html"), "dmarc": str(dmarc_db),
                                        "mailflow": None}
+    both = _cli("--out", str(tmp_path / "r2"), "--db", str(dmarc_db), "--db", str(logs_db), "--json")
+    assert json.loads(both.stdout)["mailflow"] == str(logs_db)  # repeated --db works too
     bad = _cli("--db", str(dmarc_db), "--out", str(tmp_path / "r"), "--days", "soon")
     assert bad.returncode == 1 and "not a whole number of days" in bad.stderr
     missing = _cli("--out", str(tmp_path / "r"))

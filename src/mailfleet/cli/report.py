@@ -12,8 +12,8 @@ from mailfleet.errors import MailfleetError
 
 
 @task(iterable=["db"],
-      help={"db": "a DMARC store and/or a Postfix log store (repeat --db, or comma-separate); kinds are "
-                  "detected by schema",
+      help={"db": "a DMARC store and/or a Postfix log store (--db A B, repeat --db, or comma-separate); "
+                  "kinds are detected by schema",
             "out": "folder to write index.html into (created if missing)",
             "days": "only the last N days (default: everything in the stores)",
             "title": "page title (default: Mail fleet report)",
@@ -43,6 +43,10 @@ def report(c, db=None, out=None, days=None, title="Mail fleet report", json=Fals
                     "mailflow": data.mailflow.db if data.mailflow else None})
     else:
         print(f"wrote {target} (open it in a browser; it needs no network)")
+
+
+# ``report --db A.sqlite B.sqlite --out DIR``: bare words after --db are more --db (cli.program).
+report.variadic = "db"
 
 
 def register(ns: Collection) -> None:
