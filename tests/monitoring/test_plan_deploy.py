@@ -189,3 +189,24 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     broken = subprocess.run(["systemd-analyze", "verify", "--man=no", "./mailfleet-dmarc-fetch.timer"], cwd=units,
                             capture_output=True, text=True, timeout=60)
     assert "Failed to parse calendar specification" in broken.stderr  # the check can fail
+
+
+def test_fact_parsers_read_what_the_commands_print() -> None:
+    from mailfleet.monitoring.plan_deploy import (parse_files_fact, parse_init_fact, parse_install_fact,
+                                                  render_raw_facts)
+
+    files = parse_files_fact("600 0 0 " + "a" * 64 + "  /etc/mailfleet/secrets/k\n"
+                             "400 472 0 " + "b" * 64 + "  /opt/mailfleet/grafana/secrets/grafana_admin_password\n"
+                             "datadir 2775 0 472\nsecretdir 755 /etc/mailfleet/secrets/lab\n"
+                             "stat: cannot stat 'x': No such file or directory\n")
+    assert files["files"]["/etc/mailfleet/secrets/k"] == ("a" * 64, "600", 0, 0)
+    assert files["files"]["/opt/mailfleet/grafana/secrets/grafana_admin_password"][1:] == ("400", 472, 0)
+    assert files["datadir"] == "2775 0 472" and files["secret_dirs"] == {"/etc/mailfleet/secrets/lab": "755"}
+    install = parse_install_fact("# python 3.11\n" + "c" * 64 + "  x-1-py3-none-any.whl\n@@\nd1\n@@\n3.11\n@@\nvenv-ok\n")
+    assert install == {"manifest": {"x-1-py3-none-any.whl": "c" * 64}, "installed": "d1", "python": "3.11", "venv": True}
+    assert parse_install_fact("@@\n@@\n3.9\n@@\n") == {"manifest": {}, "installed": "", "python": "3.9", "venv": False}
+    init = parse_init_fact("systemd\nmailfleet-dmarc-fetch.timer enabled active\n")
+    assert init == {"init": "systemd", "timers": {"mailfleet-dmarc-fetch.timer": ("enabled", "active")}}
+    assert parse_init_fact("cron\n")["init"] == "cron"
+    again = {k: v for k, v in files.items() if k != "secret_dirs"}
+    assert parse_files_fact(render_raw_facts({"mon_files": again})["mon_files"])["files"] == files["files"]
