@@ -36,7 +36,7 @@ class FakeMailcow(BaseAdapter):
                                dkim_public=dkim_public_key, hash_password=lambda p: "{SSHA256}x")
         self.writes: list[tuple[str, str, Any]] = []
         self.fail_after_writes: int | None = None  # answer HTTP 500 once this many writes were made
-        self.mta_sts: dict[str, Any] | None = None  # None: no MTA-STS API (like the emulator)
+        self.mta_sts_supported = True  # False: answer like a Mailcow before 2025-09 (no such route)
         self.down = False
 
     def answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
@@ -59,14 +59,8 @@ class FakeMailcow(BaseAdapter):
             return 200, data if data not in ([], None) else {}
         if self.fail_after_writes is not None and len(self.writes) >= self.fail_after_writes:
             return 500, {"type": "error", "msg": "injected failure"}
-        if category == "mta-sts" and self.mta_sts is not None:
-            self.writes.append((action, category, body))
-            domain = body["domain"] if action == "add" else body["items"][0]
-            attr = body if action == "add" else body["attr"]
-            if action == "add" and domain in self.mta_sts:
-                return 200, [{"type": "danger", "msg": ["mta_sts_exists", domain]}]
-            self.mta_sts[domain] = {k: v for k, v in attr.items() if k != "domain"}
-            return 200, [{"type": "success", "msg": ["mta_sts_saved", domain]}]
+        if category == "mta-sts" and not self.mta_sts_supported:
+            return 404, {"type": "error", "msg": "route not found"}  # Mailcow before 2025-09
         entries = logic.run_write(action, category, self.db, self.redis, body, self.deps)
         if entries is None:
             return 404, {"type": "error", "msg": "route not found"}

@@ -137,14 +137,21 @@ def test_a_half_way_failure_is_reported_per_host_and_a_rerun_completes_it(invent
     assert fake_fleet.apis["mx2"].dkim_public("half.example") == ours == fake_fleet.apis["relay1"].dkim_public("half.example")
 
 
-def test_mta_sts_is_pushed_once_where_supported_and_a_warning_where_not(inventory_path, fake_fleet) -> None:
-    fake_fleet.apis["mx1"].mta_sts = {}
+def test_mta_sts_is_pushed_once_updated_when_the_policy_changes_and_a_warning_where_unsupported(
+        inventory_path, fake_fleet) -> None:
+    fake_fleet.apis["mx2"].mta_sts_supported = False
     result = run(inventory_path, fake_fleet, "shop.example")
-    assert fake_fleet.apis["mx1"].mta_sts["shop.example"]["mode"] == "testing"
+    policy = fake_fleet.apis["mx1"].db["mta_sts"]["shop.example"]
+    assert (policy["mode"], policy["mx"]) == ("testing", "mx1.mail.example.com,mx2.mail.example.com")
     assert any("no MTA-STS API" in w for w in result.report.results["mx2"].warnings)
     assert not result.report.failed
-    again = run(inventory_path, fake_fleet, "shop.example")
-    assert again.report.results["mx1"].done == []
+    assert run(inventory_path, fake_fleet, "shop.example").report.results["mx1"].done == []
+
+    text = inventory_path.read_text()
+    inventory_path.write_text(text.replace("    mta_sts: testing\n", "    mta_sts: enforce\n"))
+    changed = run(inventory_path, fake_fleet, "shop.example")
+    assert any("MTA-STS policy mode enforce" in s for s in changed.report.results["mx1"].done)
+    assert fake_fleet.apis["mx1"].db["mta_sts"]["shop.example"]["mode"] == "enforce"  # add refused, edit replaced
 
 
 def test_sync_fixes_drift_replaces_foreign_keys_and_changes_nothing_the_second_time(inventory_path, fake_fleet) -> None:

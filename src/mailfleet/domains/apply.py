@@ -72,7 +72,9 @@ def _mta_sts(client: MailcowClient, op: Op, result: HostResult, state_dir: Path)
             result.warnings.append(f"{op.domain}: this Mailcow has no MTA-STS API (added in 2025-09), so the policy "
                                    "was not pushed; upgrade Mailcow or serve the policy yourself")
             return False
-        # An existing policy: add refuses, edit replaces it.
+        if "exist" not in str(exc):
+            raise
+        # A policy is there already (pushed before our record of it, or changed): edit replaces it.
         client.edit("mta-sts", [op.domain], {k: v for k, v in body.items() if k != "domain"})
     save_pushed_mta_sts(state_dir, op.host, op.domain, op.params["policy_id"])
     return True
