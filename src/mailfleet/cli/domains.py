@@ -88,13 +88,14 @@ def _finish(report: PushReport, check: bool, rerun: str, json: bool = False) -> 
     "transactional_relay": "the relay for its transactional mail (optional)",
     "selector": "DKIM selector; default: the one most domains of the fleet use, else 'dkim'",
     "key_size": "DKIM RSA key size for a new domain: 1024, 2048 (default), 3072 or 4096",
+    "mta_sts": "MTA-STS mode for a new domain: enforce, testing or none (default: no MTA-STS)",
     "check": "show the plan (inventory entry and every host's changes); change nothing",
     "json": "print {\"hosts\": {NAME: {\"ok\", \"changes\", \"steps\", \"warnings\", \"error\"}}, ...}",
     "inventory": _INVENTORY_HELP,
 })
 @reports_errors
 def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=None, selector=None, key_size=None,
-               check=False, json=False, inventory=None):
+               mta_sts=None, check=False, json=False, inventory=None):
     """Add a domain to the inventory and to every Mailcow host that serves or signs for it.
 
     Writes the inventory entry (defaults: every inbound host, the first relay, DMARC p=none,
@@ -109,7 +110,8 @@ def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=Non
     if key_size is not None and not str(key_size).isdigit():
         raise Exit(f"error: --key-size must be a number of bits such as 2048, not {key_size!r}", code=2)
     result = run_add_domain(inv, domain, inbound=inbound or [], relay=relay, transactional_relay=transactional_relay,
-                            selector=selector, key_size=int(key_size) if key_size is not None else None, check=check)
+                            selector=selector, key_size=int(key_size) if key_size is not None else None,
+                            mta_sts=mta_sts, check=check)
     if json:
         data = report_json(result.report, check)
         data.update({"domain": result.domain.ascii, "inventory_entry": result.entry if result.new_in_inventory else None,

@@ -64,16 +64,17 @@ def ensure_key(inv: Inventory, domain: Domain) -> tuple[DkimKey, bool]:
 
 def add_domain(inv: Inventory, name: str, *, inbound: Sequence[str] = (), relay: str | None = None,
                transactional_relay: str | None = None, selector: str | None = None, key_size: int | None = None,
-               check: bool = False, opener: ClientOpener = default_opener) -> AddDomainResult:
+               mta_sts: str | None = None, check: bool = False, opener: ClientOpener = default_opener) -> AddDomainResult:
     assert inv.fleet is not None
     existing = inv.fleet.domain(name)
     entry = None
     if existing is not None:
-        check_matches_existing(existing, inbound, relay, transactional_relay, selector, key_size)
+        check_matches_existing(existing, inbound, relay, transactional_relay, selector, key_size, mta_sts)
         target = inv
         domain = existing
     else:
-        entry = plan_domain_entry(inv.fleet, name, inbound, relay, transactional_relay, selector, key_size)
+        entry = plan_domain_entry(inv.fleet, name, inbound, relay, transactional_relay, selector, key_size,
+                                  mta_sts)
         target = _with_entry(inv, name.strip().rstrip("."), entry)
         assert target.fleet is not None
         found = target.fleet.domain(name)

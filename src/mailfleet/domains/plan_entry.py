@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mailfleet.errors import MailfleetError
+from mailfleet.inventory.parse import MTA_STS_MODES
 from mailfleet.inventory.model import Domain, Fleet
 from mailfleet.inventory.rules_names import DKIM_KEY_SIZES, check_selector, to_ascii_domain
 
@@ -44,7 +45,7 @@ def default_selector(fleet: Fleet) -> str:
 
 def plan_domain_entry(fleet: Fleet, name: str, inbound: Sequence[str] = (), relay: str | None = None,
                       transactional_relay: str | None = None, selector: str | None = None,
-                      key_size: int | None = None) -> dict[str, Any]:
+                      key_size: int | None = None, mta_sts: str | None = None) -> dict[str, Any]:
     """The mapping to write under ``domains.<name>``; raises ``DomainInputError`` with every problem."""
     problems: list[str] = []
     try:
@@ -67,6 +68,8 @@ def plan_domain_entry(fleet: Fleet, name: str, inbound: Sequence[str] = (), rela
     if key_size is not None and key_size not in DKIM_KEY_SIZES:
         problems.append(f"--key-size {key_size}: Mailcow signs with RSA keys of {', '.join(map(str, DKIM_KEY_SIZES))} "
                         "bits; 2048 is what receivers expect")
+    if mta_sts is not None and mta_sts not in MTA_STS_MODES:
+        problems.append(f"--mta-sts {mta_sts}: the mode is one of {', '.join(MTA_STS_MODES)}")
     if not inbound:
         inbound = [h.name for h in fleet.hosts_with_role("inbound")]
         if not inbound:
@@ -88,6 +91,8 @@ def plan_domain_entry(fleet: Fleet, name: str, inbound: Sequence[str] = (), rela
     if key_size and key_size != 2048:
         entry["dkim"]["key_size"] = key_size
     entry["dmarc"] = {"policy": "none"}
+    if mta_sts:
+        entry["mta_sts"] = mta_sts
     mailboxes: dict[str, dict[str, Any]] = {"postmaster": {}}
     for report in (fleet.settings.dmarc_reports, fleet.settings.tlsrpt_reports):
         if report and report.partition("@")[2] == ascii_name:
@@ -99,7 +104,7 @@ def plan_domain_entry(fleet: Fleet, name: str, inbound: Sequence[str] = (), rela
 
 def check_matches_existing(domain: Domain, inbound: Sequence[str] = (), relay: str | None = None,
                            transactional_relay: str | None = None, selector: str | None = None,
-                           key_size: int | None = None) -> None:
+                           key_size: int | None = None, mta_sts: str | None = None) -> None:
     """add-domain for a domain already in the inventory pushes it as written; flags that ask for
     something else are refused rather than silently ignored."""
     problems = []
@@ -116,6 +121,9 @@ def check_matches_existing(domain: Domain, inbound: Sequence[str] = (), relay: s
     if selector and selector != domain.dkim.selector:
         problems.append(f"--selector {selector}: {domain.name} signs with selector {domain.dkim.selector}; "
                         "use `mailfleet dkim.rotate` to move to a new one")
+    if mta_sts and mta_sts != domain.mta_sts:
+        problems.append(f"--mta-sts {mta_sts}: {domain.name} has mta_sts {domain.mta_sts or 'unset'}; edit the "
+                        "inventory to change it, then run `mailfleet domains.sync`")
     if key_size and key_size != domain.dkim.key_size:
         problems.append(f"--key-size {key_size}: {domain.name} has key_size {domain.dkim.key_size}; a new size takes "
                         "a new key: set dkim.key_size in the inventory and run `mailfleet dkim.rotate`")
