@@ -65,3 +65,12 @@ def test_selector_edit_keeps_the_rest_of_the_file(inv) -> None:
     changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
     assert changed == [("    dkim: {selector: s2026}", "    dkim: {selector: s2027}")]
     assert not merge_dkim_selector(copy.doc, "example.org", "s2027")
+
+
+def test_mta_sts_mode_for_a_new_entry(inv) -> None:
+    assert plan_domain_entry(inv.fleet, "sts.example", mta_sts="testing")["mta_sts"] == "testing"
+    assert "mta_sts" not in plan_domain_entry(inv.fleet, "plain.example")
+    with pytest.raises(DomainInputError, match="enforce, testing, none"):
+        plan_domain_entry(inv.fleet, "sts.example", mta_sts="strict")
+    with pytest.raises(DomainInputError, match="has mta_sts enforce"):
+        check_matches_existing(inv.fleet.domain("example.com"), mta_sts="testing")
