@@ -41,12 +41,12 @@ def test_env_secret_is_quoted_data_in_the_env_file(tmp_path: Path, monkeypatch: 
     inv = _inventory(tmp_path, "env:MF_TEST_SSH_KEY")
     files = load_jobs_sources(_jobs_step(), inv.fleet.hosts["mon1"], inv)
     env_file = tmp_path / "mailfleet.env"
-    env_file.write_text(files["/etc/mailfleet/mailfleet.env"])
+    env_file.write_text(files["host:/etc/mailfleet/mailfleet.env"])
     done = subprocess.run(["sh", "-c", f'set -a; . {env_file}; set +a; printf %s "$MF_TEST_SSH_KEY"'],
                           capture_output=True, text=True, timeout=10)
     assert done.returncode == 0 and done.stdout == HOSTILE.format(marker=marker)
     assert not marker.exists(), "a secret's value was executed"
-    assert files["/etc/mailfleet/inventory.yaml"] == (tmp_path / "fleet.yaml").read_text()
+    assert files["host:/etc/mailfleet/inventory.yaml"] == (tmp_path / "fleet.yaml").read_text()
 
 
 def test_file_secret_is_copied_under_the_config_dir(tmp_path: Path) -> None:
@@ -54,9 +54,9 @@ def test_file_secret_is_copied_under_the_config_dir(tmp_path: Path) -> None:
     (tmp_path / "secrets" / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n")
     inv = _inventory(tmp_path, "file:secrets/id_ed25519")
     files = load_jobs_sources(_jobs_step(), inv.fleet.hosts["mon1"], inv)
-    assert files["/etc/mailfleet/secrets/id_ed25519"].startswith("-----BEGIN OPENSSH")
+    assert files["host:/etc/mailfleet/secrets/id_ed25519"].startswith("-----BEGIN OPENSSH")
     assert "note:dmarc" in files  # no report mailbox in this fleet: said, not scheduled
-    assert "dmarc-fetch" not in files["/etc/cron.d/mailfleet"]
+    assert "dmarc-fetch" not in files["host:/etc/cron.d/mailfleet"]
 
 
 def test_secret_outside_a_secrets_folder_is_refused(tmp_path: Path) -> None:

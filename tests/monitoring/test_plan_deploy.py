@@ -111,10 +111,11 @@ def test_fresh_cron_host_gets_files_secrets_and_cron(job) -> None:  # type: igno
     assert not any("/etc/systemd/system" in c for c in jobs.changes)
     script = _script(jobs)
     assert "install -d -m 2775 -o 0 -g 472 /var/lib/mailfleet" in script
-    secrets = [p for p in job.sources.files["jobs"] if "/secrets/" in p]
-    for path in secrets:  # written 0600, their folders 0700, their content never in a change line
-        assert f"chown 0:0 {path}" in script
-        assert not any(job.sources.files["jobs"][path].strip()[:20] in c for c in jobs.changes)
+    secrets = [k for k in job.sources.files["jobs"] if "/secrets/" in k]
+    for key in secrets:  # written 0600, their folders 0700, their content never in a change line
+        assert key.startswith("host:/etc/mailfleet/")
+        assert f"chown 0:0 {key[len('host:'):]}" in script
+        assert not any(job.sources.files["jobs"][key].strip()[:20] in c for c in jobs.changes)
     grafana = _plan(job, facts)["grafana"]
     assert grafana.changes[-1].startswith("docker compose up -d")
 
@@ -158,7 +159,8 @@ def test_install_uploads_only_what_differs_and_refuses_another_python(job) -> No
 def test_grafana_password_generated_on_the_host_when_not_kept(job) -> None:  # type: ignore[no-untyped-def]
     keys = job.sources.files["grafana"]
     target = "/opt/mailfleet/grafana/secrets/grafana_admin_password"
-    assert GENERATE_PREFIX + target in keys and target not in keys  # the test fleet keeps no password
+    assert GENERATE_PREFIX + target in keys and "host:" + target not in keys  # the test fleet keeps none
+    assert not any(key.startswith("/") for step in job.sources.files.values() for key in step)  # never absolute
     facts = converged_facts(job)
     facts["mon_files"] = {"files": {}, "datadir": ""}
     step = _plan(job, facts)["grafana"]

@@ -220,7 +220,7 @@ def load_jobs_sources(step: PlaybookStep, host: Host, inv: Any) -> dict[str, str
     if env:
         # Sourced by the job runner (sh): every value quoted, so a secret is data, never code.
         files[f"{LAYOUT.config_dir}/mailfleet.env"] = "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(env.items()))
-    return {**files, **notes}
+    return {**pd.host_files(files), **notes}
 
 
 # ------------------------------------------------------------------ Grafana
@@ -245,9 +245,10 @@ def load_grafana_sources(step: PlaybookStep, host: Host, inv: Any) -> dict[str, 
     target = f"{LAYOUT.grafana_dir}/secrets/grafana_admin_password"
     if password is not None:
         out[target] = password
-    else:
-        out[pd.GENERATE_PREFIX + target] = f"no {secret}: generated on the host"
-    return out
+    result = pd.host_files(out)
+    if password is None:
+        result[pd.GENERATE_PREFIX + target] = f"no {secret}: generated on the host"
+    return result
 
 
 # ------------------------------------------------------------------ registration

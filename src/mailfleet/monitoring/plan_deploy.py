@@ -10,8 +10,11 @@ Pure (the deploy framework's contract: ``plan_steps`` docstring). Three step kin
 * ``grafana``: Compose file, provisioning, dashboards and the admin password secret placed in
   ``/opt/mailfleet/grafana``; ``docker compose up -d`` when any changed or Grafana is not running.
 
-Sources (``inp.files[step.name]``) are ``{absolute path: content}`` plus, for the install step,
-``wheel:<file>`` (base64) and ``manifest``; keys starting with ``note:`` carry a note.
+Sources (``inp.files[step.name]``) are ``{"host:" + absolute path: content}`` plus, for the
+install step, ``wheel:<file>`` (base64) and ``manifest``; ``note:`` keys carry a note and
+``generate:<path>`` names a secret the host generates. No key is ever an absolute path: other
+code joins source keys onto local folders (``bench/converge.py`` did, and an absolute key
+escaped into this machine's /etc), so every key is relative by construction.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ q = shlex.quote
 LAYOUT = MonitoringLayout()
 WHEEL_PREFIX = "wheel:"
 NOTE_PREFIX = "note:"
+HOST_PREFIX = "host:"  # a file placed on the host at the absolute path that follows
 GENERATE_PREFIX = "generate:"  # a secret the host generates once when absent (never overwritten)
 SYSTEMD_DIR = "/etc/systemd/system"
 CRON_FILE = "/etc/cron.d/mailfleet"
@@ -159,9 +163,14 @@ def plan_files(desired: Mapping[str, str], have: Mapping[str, tuple[str, str, in
     return changes, lines
 
 
+def host_files(files: Mapping[str, str]) -> dict[str, str]:
+    """Absolute host paths -> sources keys (``host:/etc/...``), as the loaders return them."""
+    return {HOST_PREFIX + path: text for path, text in files.items()}
+
+
 def _sources(inp: PlanInput, step: PlaybookStep) -> tuple[dict[str, str], list[str]]:
     raw = inp.files.get(step.name, {})
-    files = {k: v for k, v in raw.items() if k.startswith("/")}
+    files = {k[len(HOST_PREFIX):]: v for k, v in raw.items() if k.startswith(HOST_PREFIX)}
     notes = [v for k, v in sorted(raw.items()) if k.startswith(NOTE_PREFIX)]
     return files, notes
 
@@ -324,8 +333,9 @@ def converged_facts(steps: Sequence[PlaybookStep], sources: Mapping[str, Mapping
             if key.startswith(GENERATE_PREFIX):
                 mode, uid, gid = file_owner_mode(key[len(GENERATE_PREFIX):])
                 files[key[len(GENERATE_PREFIX):]] = ("0" * 64, f"{mode:o}", uid, gid)
-        for path, content in raw.items():
-            if not path.startswith("/") or (path.startswith(SYSTEMD_DIR + "/") and init != "systemd") \
+        for key, content in raw.items():
+            path = key[len(HOST_PREFIX):]
+            if not key.startswith(HOST_PREFIX) or (path.startswith(SYSTEMD_DIR + "/") and init != "systemd") \
                     or (path == CRON_FILE and init == "systemd"):
                 continue
             mode, uid, gid = file_owner_mode(path)
