@@ -29,6 +29,8 @@ from mailfleet.upgrade.probes import fetch_imaps_problem, fetch_smtp_banner_prob
 from mailfleet.upgrade.run import StepFailed
 
 UPDATE_EXIT_RESTART = 2
+UPDATE_STATE_DIR = "/var/lib/mailfleet"
+UPDATE_STATE = f"{UPDATE_STATE_DIR}/mailcow-update"   # .pid, .log, .rc of the running update.sh
 DEFAULT_BACKUP_DIR = "/var/backups/mailcow"
 
 
@@ -113,8 +115,15 @@ class SshHostOps:
                            available_version=tag.strip().splitlines()[-1] if tag.strip() else None)
 
     def prefetch(self, host: Host) -> Mapping[str, Any]:
-        out = self.must(host, "./update.sh --prefetch --skip-ping-check", "update.sh --prefetch", timeout=1800)
-        return {"pulled": sum(1 for line in out.splitlines() if line.startswith("Pulling"))}
+        """``update.sh --prefetch``: like every update.sh run it may first update its own
+        ``_modules`` and exit 2 ("restart the update script"); rerun it then, bounded."""
+        for _ in range(self.settings.update_max_runs):
+            code, out = self.sh(host, "./update.sh --prefetch --skip-ping-check", timeout=1800)
+            if code == 0:
+                return {"pulled": sum(1 for line in out.splitlines() if line.startswith("Pulling"))}
+            if code != UPDATE_EXIT_RESTART:
+                raise StepFailed(f"update.sh --prefetch exited {code}: {_tail(out)}")
+        raise StepFailed(f"update.sh --prefetch kept updating itself (exit 2) {self.settings.update_max_runs} times")
 
     def head(self, host: Host) -> str:
         return self.must(host, "git rev-parse HEAD", "git rev-parse HEAD").strip()
@@ -182,13 +191,36 @@ class SshHostOps:
 
     def update(self, host: Host, target: str) -> Mapping[str, Any]:
         for run in range(1, self.settings.update_max_runs + 1):
-            code, out = self.sh(host, "./update.sh --force --skip-ping-check", timeout=self.settings.update_timeout)
+            code, out = self._detached_update(host)
             if code == 0:
                 return {"runs": run}
             if code != UPDATE_EXIT_RESTART:
                 raise StepFailed(f"update.sh --force exited {code}: {_tail(out)}")
         raise StepFailed(f"update.sh kept updating itself (exit 2) {self.settings.update_max_runs} times; "
                          "run it by hand and read what it prints")
+
+    def _detached_update(self, host: Host) -> tuple[int, str]:
+        """Run update.sh in its own session so it finishes even if the controller or the SSH
+        connection dies mid-update (a killed update.sh leaves the stack down); poll for its exit
+        code. If an earlier update.sh is still running (the controller crashed), wait for that one
+        instead of starting a second."""
+        files = UPDATE_STATE
+        running = self.sh(host, f"test ! -f {files}.rc && test -f {files}.pid && kill -0 $(cat {files}.pid) "
+                                "2>/dev/null && echo running")[1]
+        if "running" not in running:
+            script = (f"echo $$ > {files}.pid; ./update.sh --force --skip-ping-check < /dev/null > {files}.log 2>&1; "
+                      f"echo $? > {files}.rc")
+            self.must(host, f"mkdir -p {UPDATE_STATE_DIR} && rm -f {files}.rc {files}.pid && "
+                            f"{{ setsid nohup sh -c {shlex.quote(script)} > /dev/null 2>&1 & }}", "starting update.sh")
+        deadline = self.monotonic() + self.settings.update_timeout
+        while True:
+            code_text = self.sh(host, f"cat {files}.rc 2>/dev/null")[1].strip()
+            if code_text.isdigit():
+                return int(code_text), self.sh(host, f"tail -n 40 {files}.log")[1]
+            if self.monotonic() >= deadline:
+                raise StepFailed(f"update.sh has not finished after {self.settings.update_timeout} s; it keeps "
+                                 f"running on the host (log: {files}.log)")
+            self.sleep(self.settings.poll_interval)
 
     def health(self, host: Host, version: str) -> Mapping[str, Any]:
         """Poll every gate until all pass or the timeout; the failure names each failing gate."""
