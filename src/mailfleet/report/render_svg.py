@@ -168,7 +168,7 @@ def heat_grid(rows: Sequence[str], columns: Sequence[str], values: Mapping[tuple
               label: str = "") -> str:
     """Rows x columns of cells coloured by a 0-100 rate (pass rate per source per day); blank = no data."""
     left, top, cell_w, cell_h = 150, 84, max(14, min(40, 620 // max(len(columns), 1))), 20
-    width = left + cell_w * len(columns) + 10
+    width = left + cell_w * len(columns) + 70  # room for the last rotated date label
     height = top + cell_h * len(rows) + 8
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}" '
              f'xmlns="http://www.w3.org/2000/svg" style="max-width:{width}px">']
