@@ -142,3 +142,18 @@ def test_host_selection() -> None:
         select_hosts(fleet, "mx1", None, True)
     with pytest.raises(MailfleetError, match="no host 'mx9'"):
         select_hosts(fleet, "mx9", None, False)
+
+
+def test_a_host_blocked_by_a_warning_says_why_it_cannot_converge() -> None:
+    job = make_job(load_test_inventory(), "relay1")
+    facts = converged_facts(job)
+    facts["checkout"] = {"present": False, "head": "", "tag_commit": "", "origin": "", "describe": "", "contains": False}
+    facts["mailcow_conf"] = {"present": False, "mode": "", "text": ""}
+    import dataclasses
+
+    one_dot = dataclasses.replace(job, host=dataclasses.replace(job.host, hostname="example.com"))
+    remote = FakeRemote("relay1", raw_facts(facts))
+    outcome = deploy_host(remote, one_dot, check=False)
+    assert not outcome.ok
+    assert "did not converge" in outcome.error and "one dot" in outcome.error
+    assert all("generate_config.sh" not in script for script in remote.scripts)  # never run: it would prompt

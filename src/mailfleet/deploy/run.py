@@ -98,8 +98,10 @@ def deploy_host(remote: Remote, job: HostJob, *, check: bool) -> HostOutcome:
         outcome.steps = _report(plan, applied)
         if leftover:
             outcome.ok = False
+            blocked = [f"{s.name}: {s.note}" for s in plan.steps if s.status == "warning"]
             outcome.error = (f"{job.host.name}: did not converge after {outcome.rounds} rounds; still to change: "
-                             + "; ".join(f"{s.name}: {', '.join(s.changes)}" for s in leftover))
+                             + "; ".join(f"{s.name}: {', '.join(s.changes)}" for s in leftover)
+                             + (f". Blocked by: {'; '.join(blocked)}" if blocked else ""))
     except MailfleetError as exc:
         outcome.ok = False
         outcome.error = str(exc)
