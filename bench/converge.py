@@ -126,8 +126,9 @@ def write_peer_files(inventory: Path) -> dict[str, object]:
             "version": fleet.settings.mailcow.version, "conf": dict(sources.conf_overrides), "files": files,
         }
         hosts[host.name] = entry
-        checks += 2 + (3 + len(sources.conf_overrides) + 1 + len(files) if host.runs_mailcow else 0) \
-            + (1 if entry["docker"] else 0)
+        # packages, hostname; Docker (by `docker compose version`, or by `ps` on Mailcow hosts);
+        # on Mailcow hosts: release, each mailcow.conf key, its mode, each file, containers running
+        checks += 3 + (2 + len(sources.conf_overrides) + 1 + len(files) if host.runs_mailcow else 0)
     spec = {"hosts": hosts, "key": str(key) if key else "", "known_hosts": str(known), "checks": checks}
     (WORK / "spec.json").write_text(json.dumps(spec, indent=1))
     os.chmod(WORK / "spec.json", 0o600)  # it holds the API keys mailcow.conf must carry
@@ -163,10 +164,10 @@ def write_ansible(spec: dict) -> None:
       register: hn
       changed_when: false
       failed_when: hn.stdout != mf.hostname
-    - name: docker and compose present
+    - name: docker and compose present (on Mailcow hosts `docker compose ps` below proves it)
       ansible.builtin.command: docker compose version --short
       changed_when: false
-      when: mf.docker
+      when: mf.docker and not mf.mailcow
     - name: mailcow
       when: mf.mailcow
       block:
@@ -213,7 +214,7 @@ from pyinfra.operations import apt, files
 mf = host.data.mf
 apt.packages(name="packages", packages=mf["packages"])
 assert host.get_fact(Command, "hostname") == mf["hostname"], "hostname"
-if mf["docker"]:
+if mf["docker"] and not mf["mailcow"]:  # on Mailcow hosts `docker compose ps` below proves Compose works
     host.get_fact(Command, "docker compose version --short")
 if mf["mailcow"]:
     d = mf["install_dir"]

@@ -74,7 +74,7 @@ def converged_facts(job: HostJob) -> dict[str, Any]:
     if job.host.runs_mailcow:
         facts.update({
             "os": {"id": "debian", "codename": "bookworm"},
-            "docker": {"docker": True, "compose": "2.29.7"},
+            "docker": {"docker": True, "compose": "via-ps"},  # installed: Compose judged by `ps`
             "checkout": {"present": True, "head": "a" * 40, "tag_commit": "a" * 40, "origin": "file:///srv/x",
                          "describe": "2026-07a", "contains": True},
             "mailcow_conf": {"present": True, "mode": "600",
@@ -98,6 +98,7 @@ def fresh_facts(job: HostJob) -> dict[str, Any]:
             "checkout": {"present": False, "head": "", "tag_commit": "", "origin": "", "describe": "", "contains": False},
             "mailcow_conf": {"present": False, "mode": "", "text": ""},
             "files": {path: None for path in facts["files"]},
+            "docker": {"docker": True, "compose": "2.29.7"},
             "compose": {}, "services": [], "cert": "",
         })
     return facts

@@ -7,6 +7,7 @@ functions are pure and live in ``parse_facts``.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,8 +47,12 @@ def facts_for(host: Host, fleet: Fleet, steps: Sequence[PlaybookStep], file_path
                           + " ".join(q(x) for x in packages) + "; true", p.parse_packages))
     if "docker" in kinds:
         facts.append(Fact("os", ". /etc/os-release; echo \"$ID $VERSION_CODENAME\"", p.parse_os))
+        # Once Mailcow is installed, `docker compose ps` (the compose fact) proves Compose works;
+        # asking `docker compose version` too would start one more process on every run.
+        installed = f"[ -f {q(d + '/mailcow.conf')} ] && [ -f {q(d + '/docker-compose.yml')} ]"
         facts.append(Fact("docker", "command -v docker >/dev/null && echo docker=yes; "
-                          "docker compose version --short | sed 's/^/compose=/'", p.parse_docker))
+                          f"if {installed}; then echo compose={p.COMPOSE_VIA_PS}; "
+                          "else docker compose version --short | sed 's/^/compose=/'; fi", p.parse_docker))
     if "hostname" in kinds:
         facts.append(Fact("hostname", "hostname; cat /etc/hostname", p.parse_hostname))
     if "swap" in kinds:
@@ -73,7 +78,9 @@ def facts_for(host: Host, fleet: Fleet, steps: Sequence[PlaybookStep], file_path
         facts.append(Fact("files", command, p.parse_file_hashes))
     if kinds & {"compose", "wait_running", "relayhost_wiring"}:
         facts.append(Fact("compose", f"if [ -f {q(d + '/docker-compose.yml')} ] && [ -f {q(d + '/mailcow.conf')} ]; "
-                          f"then cd {q(d)} && docker compose ps --format json; fi", p.parse_compose_ps))
+                          f"then cd {q(d)} && docker compose ps --format json || "
+                          f"echo {q(json.dumps({'Service': p.COMPOSE_FAILED, 'State': 'failed'}))}; fi",
+                          p.parse_compose_ps))
         # The service list from the compose files themselves (parsed here, not by a second
         # `docker compose` process on the host: each one costs a Python start-up there).
         facts.append(Fact("services", f"if [ -f {q(d + '/mailcow.conf')} ]; then cat {q(d + '/docker-compose.yml')}; "

@@ -52,6 +52,12 @@ def parse_packages(output: str) -> dict[str, bool]:
     return result
 
 
+# Fact values shared with the compose fact: ``compose=<COMPOSE_VIA_PS>`` means "judge Compose by
+# whether `docker compose ps` works"; a failing `ps` reports the pseudo service COMPOSE_FAILED.
+COMPOSE_VIA_PS = "via-ps"
+COMPOSE_FAILED = "@compose-failed"
+
+
 def parse_docker(output: str) -> dict[str, Any]:
     values = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
     compose = values.get("compose", "").strip() or None

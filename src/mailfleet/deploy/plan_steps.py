@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailfleet.deploy.facts import install_dir, sysctl_path
-from mailfleet.deploy.merge_env import diff_env, merge_env, parse_env
+from mailfleet.deploy.merge_env import diff_env, merge_env
+from mailfleet.deploy.parse_facts import COMPOSE_FAILED, COMPOSE_VIA_PS
 from mailfleet.deploy.model import ApiCall, PlannedStep, PlaybookStep, Shell, WaitRunning
 from mailfleet.inventory.model import Fleet, Host
 
@@ -72,7 +73,9 @@ def plan_packages(step: PlaybookStep, inp: PlanInput, earlier: Sequence[PlannedS
 
 
 def plan_docker(step: PlaybookStep, inp: PlanInput, earlier: Sequence[PlannedStep]) -> PlannedStep:
-    docker = inp.facts.get("docker", {})
+    docker = dict(inp.facts.get("docker", {}))
+    if docker.get("compose") == COMPOSE_VIA_PS:  # installed Mailcow: Compose works if `ps` worked
+        docker["compose"] = None if COMPOSE_FAILED in inp.facts.get("compose", {}) else "in use"
     if docker.get("docker") and docker.get("compose"):
         return _ok(step, note=f"Docker present, Compose {docker['compose']}")
     source = inp.fleet.settings.mailcow.docker_source
