@@ -284,7 +284,7 @@ def render_plan(plan: UpgradePlan) -> str:
     for i, h in enumerate(plan.hosts, start=1):
         start_local = h.local(h.start)
         lines.append(f"  {i}. {h.name:<10} {','.join(h.roles):<16} {h.from_version} -> {plan.target}  "
-                     f"{start_local:%a %Y-%m-%d %H:%M} {h.tz} ({h.start:%H:%M} UTC)"
+                     f"{start_local:%a %Y-%m-%d %H:%M} {h.tz}" + ("" if h.tz == "UTC" else f" ({h.start:%H:%M} UTC)")
                      + (f"  window {h.window}" if h.window else ""))
     for s in plan.skipped:
         lines.append(f"  -  {s.name:<10} skipped: {s.reason}")
