@@ -200,7 +200,7 @@ def test_sync_reports_domains_the_inventory_does_not_list(inventory_path, fake_f
     mx1 = fake_fleet.apis["mx1"]
     logic.add_domain(mx1.db, mx1.redis, {"domain": "legacy.example", "key_size": 0}, mx1.deps)
     result = sync_domains(load_valid_inventory(inventory_path), check=True, opener=fake_fleet.opener)
-    assert any("mx1 also holds legacy.example" in n for n in result.report.notes)
+    assert any(n.startswith("mx1: also holds legacy.example") for n in result.report.notes)
     assert "legacy.example" in mx1.domain_names()  # left alone
 
 
@@ -211,3 +211,13 @@ def test_key_size_is_written_for_a_new_domain_and_refused_when_it_contradicts(in
         run(inventory_path, fake_fleet, "billing.example", key_size=2048)
     with pytest.raises(DomainInputError, match="1024, 2048, 3072, 4096"):
         run(inventory_path, fake_fleet, "odd.example", key_size=1000)
+
+
+def test_sync_generates_no_key_while_a_signing_host_cannot_be_read(inventory_path, fake_fleet) -> None:
+    fake_fleet.apis["relay2"].down = True
+    inv = load_valid_inventory(inventory_path)
+    result = sync_domains(inv, opener=fake_fleet.opener)
+    assert "relay2" in result.report.failed
+    assert "could not be read" in result.skipped["news.example"]  # relay2 signs news.example
+    assert not key_path(inv.secrets_dir, "news.example", "s2026").exists()
+    assert key_path(inv.secrets_dir, "example.com", "s2026").exists()  # relay1/tx1/mx1/mx2 answered

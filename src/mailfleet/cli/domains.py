@@ -153,6 +153,8 @@ def sync(c, check=False, json=False, inventory=None):
         for domain, why in result.skipped.items():
             print(f"skipped {domain}: {why}")
     _finish(result.report, check, "mailfleet domains.sync", json)
+    if result.skipped:
+        raise Exit(f"error: {len(result.skipped)} domain(s) skipped (see above)", code=1)
 
 
 def dns_visibility(nameserver: str | None):

@@ -149,7 +149,7 @@ def plan_host(fleet: Fleet, host: Host, state: HostState, domains: Sequence[Doma
     if report_unmanaged:
         for name in state.other_domains:
             if fleet.domain(name) is None:
-                notes.append(f"{host.name} also holds {name}, which the inventory does not list; mailfleet leaves it "
+                notes.append(f"also holds {name}, which the inventory does not list; mailfleet leaves it "
                              "alone (add it to the inventory to manage it, or delete it in Mailcow)")
     return HostPlan(host.name, tuple(ops), tuple(conflicts), tuple(notes))
 

@@ -38,6 +38,13 @@ def sync_domains(inv: Inventory, *, check: bool = False, opener: ClientOpener = 
     preflight = push_domains(inv, domains, keys, check=True, overwrite_keys=owned, opener=opener,
                              report_unmanaged=True)
     skipped = {c.domain: c.message for c in preflight.conflicts}
+    unread = {name for name, result in preflight.results.items() if not result.ok}
+    for domain in domains:
+        blind = sorted(set(domain.signing_hosts) & unread)
+        if domain.ascii in created and blind and domain.ascii not in skipped:
+            skipped[domain.ascii] = (f"no key of ours yet and {', '.join(blind)} could not be read, so it is unknown "
+                                     "whether a host already signs with another key; no key was generated; rerun "
+                                     "when every signing host answers")
     if check:
         return SyncResult(preflight, preflight, skipped)
     go = [d for d in domains if d.ascii not in skipped]
@@ -47,4 +54,7 @@ def sync_domains(inv: Inventory, *, check: bool = False, opener: ClientOpener = 
                           opener=opener)
     report.conflicts = preflight.conflicts
     report.notes = preflight.notes
+    for name, result in preflight.results.items():  # a host that could not even be read is a failure too
+        if not result.ok and name not in report.results:
+            report.results[name] = result
     return SyncResult(report, preflight, skipped)
