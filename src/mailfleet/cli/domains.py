@@ -137,7 +137,8 @@ def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=Non
     _finish(result.report, check, f"mailfleet add-domain --domain {domain}", json)
 
 
-@task(help={"check": "show the drift and the plan; change nothing", "json": "print the per-host report as JSON",
+@task(help={"check": "show the drift and the plan; change nothing; exit 1 when there is drift",
+            "json": "print the per-host report as JSON",
             "inventory": _INVENTORY_HELP})
 @reports_errors
 def sync(c, check=False, json=False, inventory=None):
@@ -155,6 +156,8 @@ def sync(c, check=False, json=False, inventory=None):
     _finish(result.report, check, "mailfleet domains.sync", json)
     if result.skipped:
         raise Exit(f"error: {len(result.skipped)} domain(s) skipped (see above)", code=1)
+    if check and result.report.planned:
+        raise Exit(code=1)  # drift found: `domains.sync --check` in cron alerts like dns.check
 
 
 def dns_visibility(nameserver: str | None):
