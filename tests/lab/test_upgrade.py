@@ -166,6 +166,7 @@ def test_failing_third_host_halts_rolls_back_and_resume_finishes(lab):
     for host in order[:2]:
         assert lab.api_state(host) == (NEW, [])
     assert lab.api_state(third) == (OLD, [])            # rolled back, every container running
+    assert on_host(lab.inventory, third, "git -C /opt/mailcow-dockerized rev-parse --abbrev-ref HEAD").strip() == "master"
     for host in later:
         assert lab.api_state(host) == (OLD, []) and lab.head(host) == heads[host]
     run = load_runs(lab.journal)[-1]
