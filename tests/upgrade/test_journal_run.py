@@ -216,3 +216,21 @@ def test_crash_inside_update_keeps_the_journalled_rollback_anchor(fleet, tmp_pat
                           ignore_windows=True, host_time=timedelta(minutes=30), resumed=True)
     assert outcome.rolled_back is True
     assert (first, f"rollback:c0ffee{first}") in hosts.calls
+
+
+def test_only_one_upgrade_per_journal_at_a_time(tmp_path):
+    from mailfleet.errors import MailfleetError
+    from mailfleet.upgrade.journal import journal_lock
+
+    path = tmp_path / "journal.jsonl"
+    with journal_lock(path):
+        with pytest.raises(MailfleetError, match="another `mailfleet upgrade`"):
+            with journal_lock(path):
+                pass
+    with journal_lock(path):   # released after the first one ends
+        pass
+
+
+def test_run_records_the_host_time_for_resume(fleet, tmp_path):
+    plan, clock, journal, state = start(fleet, tmp_path)
+    assert load_runs(tmp_path / "journal.jsonl")[-1].host_minutes == 30

@@ -24,7 +24,7 @@ from mailfleet.errors import MailfleetError
 from mailfleet.inventory import load_valid_inventory, save_inventory
 from mailfleet.inventory.load import Inventory
 from mailfleet.ssh import run_on_hosts
-from mailfleet.upgrade.journal import Journal, default_journal_path, load_unfinished_run, new_run_id
+from mailfleet.upgrade.journal import Journal, default_journal_path, journal_lock, load_unfinished_run, new_run_id
 from mailfleet.upgrade.ops_ssh import DEFAULT_BACKUP_DIR, Settings, SshHostOps
 from mailfleet.upgrade.parse_journal import RunState
 from mailfleet.upgrade.plan import CheckResult, PlanRequest, UpgradePlan, plan_upgrade
@@ -47,13 +47,13 @@ def _utc_now() -> datetime:
     "inventory": "inventory file",
     "json": "print the plan / outcome as JSON",
     "backup-dir": f"absolute backup location on each host (default {DEFAULT_BACKUP_DIR})",
-    "host-minutes": "minutes of window each host needs (default 30)",
+    "host-minutes": "minutes of window each host needs (default 30; --resume: what the run was started with)",
     "drain-threshold": "relays: messages allowed in flight before update.sh runs (default 10)",
     "health-timeout": "seconds the health gates may take to pass (default 180)",
 })
 @reports_errors
 def upgrade(c, plan=False, yes=False, now=False, host=None, to=None, resume=False, prefetch=False, journal=None,
-            inventory=None, json=False, backup_dir=DEFAULT_BACKUP_DIR, host_minutes=30, drain_threshold=10,
+            inventory=None, json=False, backup_dir=DEFAULT_BACKUP_DIR, host_minutes=None, drain_threshold=10,
             health_timeout=180):
     """Rolling Mailcow upgrade: backup, drain, update.sh, health gates; halt and roll back on failure."""
     inv = load_valid_inventory(default_inventory_path(inventory))
@@ -61,45 +61,56 @@ def upgrade(c, plan=False, yes=False, now=False, host=None, to=None, resume=Fals
     journal_path = Path(journal) if journal else default_journal_path(inv.path)
     settings = Settings(backup_dir=backup_dir, drain_threshold=int(drain_threshold),
                         health_timeout=float(health_timeout))
-    host_time = timedelta(minutes=int(host_minutes))
     ops = SshHostOps(inv, settings)
     try:
-        unfinished = load_unfinished_run(journal_path)
-        if resume:
-            _resume(inv, ops, unfinished, journal_path, plan=plan, yes=yes, now=now, json=json, host_time=host_time)
-            return
-        if unfinished is not None:
-            if not plan:
-                raise MailfleetError(_unfinished_message(unfinished, journal_path))
-            print(f"warning: {_unfinished_message(unfinished, journal_path)}", file=sys.stderr)
-        the_plan = _make_plan(inv, ops, host=host, to=to, now=now, host_time=host_time, json=json)
-        if the_plan is None:
-            return
-        if json:
-            print_json({"plan": plan_as_json(the_plan), "journal": str(journal_path)})
-        else:
-            print(render_plan(the_plan))
-        if plan:
-            return
-        if prefetch:
-            _prefetch(inv, ops, the_plan)
-            return
-        if not the_plan.hosts:
-            return
-        if not the_plan.starts_now:
-            first = the_plan.hosts[0]
-            print(f"The maintenance window is closed: nothing was done. {first.name}'s window opens at "
-                  f"{first.local(first.start).isoformat()} ({first.start.isoformat()}); run `mailfleet upgrade` "
-                  "then, or use --now to go ahead outside the windows.")
-            return
-        _confirm(yes, f"Upgrade {len(the_plan.hosts)} host(s) to {the_plan.target} now?")
-        run_journal = Journal(journal_path, new_run_id(_utc_now()), _utc_now)
-        state = start_run(run_journal, the_plan, inv.fleet, pin_on_success=_pin_on_success(inv, the_plan, host))
-        outcome = run_rollout(state, inv.fleet, run_journal, ops, _utc_now, ignore_windows=bool(now),
-                              host_time=host_time, say=_say(json))
-        _finish(inv, outcome, state, journal_path, json=json, pin=_pin_on_success(inv, the_plan, host))
+        with journal_lock(journal_path):
+            _upgrade(inv, ops, journal_path, plan=plan, yes=yes, now=now, host=host, to=to, resume=resume,
+                     prefetch=prefetch, json=json, host_minutes=host_minutes)
     finally:
         ops.close()
+
+
+def _upgrade(inv: Inventory, ops: SshHostOps, journal_path: Path, *, plan: bool, yes: bool, now: bool,
+             host: str | None, to: str | None, resume: bool, prefetch: bool, json: bool,
+             host_minutes: int | None) -> None:
+    assert inv.fleet is not None
+    unfinished = load_unfinished_run(journal_path)
+    if resume:
+        minutes = host_minutes or (unfinished.host_minutes if unfinished else None) or 30
+        _resume(inv, ops, unfinished, journal_path, plan=plan, yes=yes, now=now, json=json,
+                host_time=timedelta(minutes=int(minutes)))
+        return
+    host_time = timedelta(minutes=int(host_minutes or 30))
+    if unfinished is not None:
+        if not plan:
+            raise MailfleetError(_unfinished_message(unfinished, journal_path))
+        print(f"warning: {_unfinished_message(unfinished, journal_path)}", file=sys.stderr)
+    the_plan = _make_plan(inv, ops, host=host, to=to, now=now, host_time=host_time, json=json)
+    if the_plan is None:
+        return
+    if json:
+        print_json({"plan": plan_as_json(the_plan), "journal": str(journal_path)})
+    else:
+        print(render_plan(the_plan))
+    if plan:
+        return
+    if prefetch:
+        _prefetch(inv, ops, the_plan)
+        return
+    if not the_plan.hosts:
+        return
+    if not the_plan.starts_now:
+        first = the_plan.hosts[0]
+        print(f"The maintenance window is closed: nothing was done. {first.name}'s window opens at "
+              f"{first.local(first.start).isoformat()} ({first.start.isoformat()}); run `mailfleet upgrade` "
+              "then, or use --now to go ahead outside the windows.")
+        return
+    _confirm(yes, f"Upgrade {len(the_plan.hosts)} host(s) to {the_plan.target} now?")
+    run_journal = Journal(journal_path, new_run_id(_utc_now()), _utc_now)
+    state = start_run(run_journal, the_plan, inv.fleet, pin_on_success=_pin_on_success(inv, the_plan, host))
+    outcome = run_rollout(state, inv.fleet, run_journal, ops, _utc_now, ignore_windows=bool(now),
+                          host_time=host_time, say=_say(json))
+    _finish(inv, outcome, state, journal_path, json=json, pin=_pin_on_success(inv, the_plan, host))
 
 
 def _say(json_mode: bool):

@@ -10,10 +10,12 @@ Default place: next to the inventory, ``<inventory stem>.upgrade-journal.jsonl``
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,27 @@ def load_runs(path: Path) -> list[RunState]:
 
 def load_unfinished_run(path: Path) -> RunState | None:
     return current_run(load_runs(path))
+
+
+@contextlib.contextmanager
+def journal_lock(path: Path) -> Iterator[None]:
+    """Only one ``mailfleet upgrade`` per journal at a time: two controllers racing over the same
+    fleet would each believe it is the only one taking hosts down."""
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise MailfleetError(f"another `mailfleet upgrade` (pid {holder}) is running with the journal {path}; "
+                                 "wait for it to finish, or stop it, then run again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def new_run_id(now: datetime) -> str:

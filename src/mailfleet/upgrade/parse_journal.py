@@ -65,6 +65,7 @@ class RunState:
     down: list[DownInterval] = field(default_factory=list)
     reason: str | None = None
     pin_on_success: bool = False
+    host_minutes: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -110,6 +111,7 @@ def replay(entries: Iterable[Mapping[str, Any]]) -> list[RunState]:
                                         roles={k: list(v) for k, v in entry.get("roles", {}).items()})
                 runs[run_id].hosts = {h: HostProgress(h) for h in runs[run_id].order}
                 runs[run_id].pin_on_success = bool(entry.get("pin_on_success", False))
+                runs[run_id].host_minutes = entry.get("host_minutes")
             elif run_id in runs:
                 runs[run_id].status = "running" if entry["state"] == "resumed" else str(entry["state"])
                 runs[run_id].reason = entry.get("reason")
