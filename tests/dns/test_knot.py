@@ -84,3 +84,22 @@ def test_too_many_spf_lookups_through_includes_are_counted_and_explained(knot: K
               and r["expected"].startswith("v=spf1")]
     # 1 (include _spf1) + 4 in _spf1 (a, mx, a:, include _spf2) + 7 in _spf2
     assert spf["status"] == "drift" and "needs 12 DNS lookups" in spf["explanation"]
+
+
+def test_check_all_covers_every_domain_and_names_the_one_that_drifts(tmp_path: Path, keyed_inventory: Path) -> None:
+    from knot_server import serve_zones
+    from mailfleet.inventory import load_valid_inventory
+
+    fleet = load_valid_inventory(keyed_inventory).fleet
+    zones = {d.ascii: mailfleet("dns.records", "--domain", d.ascii, "--format", "bind", "--soa", "ns1.example.com",
+                                inventory=keyed_inventory).stdout for d in fleet.domains.values()}
+    with serve_zones(tmp_path / "all", zones) as server:
+        ok = mailfleet("dns.check", "--all", "--nameserver", server.server, "--json", inventory=keyed_inventory)
+        assert ok.returncode == 0, ok.stdout[-2000:]
+        report = json.loads(ok.stdout)
+        assert report["ok"] and len(report["domains"]) == 12
+        server.replace("xn--bcher-kva.example", "_dmarc", "TXT", '"v=DMARC1; p=none"')
+        bad = mailfleet("dns.check", "--all", "--nameserver", server.server, "--json", inventory=keyed_inventory)
+    assert bad.returncode == 1
+    drifting = [d["domain"] for d in json.loads(bad.stdout)["domains"] if not d["ok"]]
+    assert drifting == ["xn--bcher-kva.example"]

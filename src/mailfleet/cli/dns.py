@@ -121,31 +121,44 @@ def render_verdicts(record_set: RecordSet, verdicts: list[Verdict], server: str)
     return "\n".join(lines) + "\n"
 
 
+def _verdicts_json(record_set: RecordSet, verdicts: list[Verdict]) -> dict:
+    return {"domain": record_set.domain, "ok": not any(v.is_drift for v in verdicts), "records": [
+        {"name": v.record.name, "type": v.record.rtype, "expected": v.record.value, "found": list(v.found),
+         "status": v.status, "level": v.record.level, "explanation": v.explanation} for v in verdicts]}
+
+
 @task(iterable=["tlsa"], help={
     "domain": "the mail domain",
+    "all": "check every inventory domain (one report each; exit 1 if any drifts)",
     "nameserver": "HOST[:PORT] to ask directly (e.g. your authoritative server); default: the system resolver",
     "tlsa": _TLSA_HELP,
     "tlsa_from_hosts": _TLSA_HOSTS_HELP,
-    "json": "print {\"domain\", \"ok\", \"records\": [{name, type, expected, found, status, explanation}]}",
+    "json": "print {\"domain\", \"ok\", \"records\": [{name, type, expected, found, status, explanation}]} "
+            "(with --all: {\"ok\", \"domains\": [...]})",
     "inventory": _INVENTORY_HELP,
 })
 @reports_errors
-def check(c, domain=None, nameserver=None, tlsa=None, tlsa_from_hosts=False, json=False, inventory=None):
+def check(c, domain=None, all=False, nameserver=None, tlsa=None, tlsa_from_hosts=False, json=False, inventory=None):
     """Compare published DNS with the records DOMAIN needs; exit 1 on drift."""
-    if not domain:
-        raise Exit("error: this task needs --domain NAME", code=2)
+    if not domain and not all:
+        raise Exit("error: this task needs --domain NAME (or --all)", code=2)
     inv = load_valid_inventory(default_inventory_path(inventory))
-    record_set = load_record_set(inv, domain, tlsa, tlsa_from_hosts)
+    assert inv.fleet is not None
+    names = [d.name for d in inv.fleet.domains.values()] if all else [domain]
     resolver = make_resolver(nameserver)
-    verdicts = check_domain(record_set, resolver)
-    drift = any(v.is_drift for v in verdicts)
+    server = nameserver or "the system resolver"
+    reports = []
+    drift = False
+    for name in names:
+        record_set = load_record_set(inv, name, tlsa, tlsa_from_hosts)
+        verdicts = check_domain(record_set, resolver)
+        drift = drift or any(v.is_drift for v in verdicts)
+        if json:
+            reports.append(_verdicts_json(record_set, verdicts))
+        else:
+            sys.stdout.write(render_verdicts(record_set, verdicts, server) + ("\n" if all else ""))
     if json:
-        print_json({"domain": record_set.domain, "ok": not drift, "records": [
-            {"name": v.record.name, "type": v.record.rtype, "expected": v.record.value, "found": list(v.found),
-             "status": v.status, "level": v.record.level, "explanation": v.explanation} for v in verdicts]})
-    else:
-        server = nameserver or "the system resolver"
-        sys.stdout.write(render_verdicts(record_set, verdicts, server))
+        print_json({"ok": not drift, "domains": reports} if all else reports[0])
     if drift:
         raise Exit(code=1)
 
