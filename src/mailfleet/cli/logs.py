@@ -22,7 +22,6 @@ from invoke import Collection, task
 from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
 from mailfleet.errors import IngestError, MailfleetError
 from mailfleet.postfix import store
-from mailfleet.postfix.ingest import describe, save_log_files
 from mailfleet.postfix.parse_since import parse_since
 from mailfleet.postfix.render_summary import render_summary_text
 from mailfleet.postfix.render_trace import render_trace_json, render_trace_text
@@ -154,6 +153,8 @@ def ingest(c, files=None, db=None, host=None, tz="UTC", inventory=None, json=Fal
     paths = expand_files(",".join([files, *(file or [])]))
     db = _require_db(db)
     zone = _zone(tz)
+    from mailfleet.postfix.ingest import describe, save_log_files  # multiprocessing: load only when used
+
     conn = store.load_store(db)
     try:
         if inventory:
@@ -199,6 +200,8 @@ def pull(c, db=None, host=None, all=False, inventory=None, since=None, json=Fals
     if unknown:
         known = ", ".join(sorted(inv.fleet.hosts)) or "none"
         raise MailfleetError(f"host {', '.join(unknown)} not in {inv.path}; known hosts: {known}. Nothing was pulled.")
+    from mailfleet.postfix.ingest import describe  # multiprocessing: load only when used
+
     start = parse_since(since, now) if since else None
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
