@@ -8,14 +8,11 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
-from mailfleet.dkim.publications import load_publications
-from mailfleet.dns.check import check_domain, make_resolver
 from mailfleet.dns.model import RecordSet
 from mailfleet.dns.records import plan_records
 from mailfleet.dns.render_bind import render_bind
 from mailfleet.dns.render_octodns import render_octodns
 from mailfleet.dns.render_table import render_json, render_table
-from mailfleet.dns.render_tlsa import render_tlsa_311
 from mailfleet.dns.rules_check import Verdict
 from mailfleet.errors import MailfleetError
 from mailfleet.inventory import Inventory, load_valid_inventory
@@ -36,6 +33,8 @@ def load_tlsa(inv: Inventory, pairs: list[str]) -> dict[str, str]:
         if host not in inv.fleet.hosts:
             raise MailfleetError(f"--tlsa {pair!r}: there is no host {host!r}; hosts are {', '.join(inv.fleet.hosts)}")
         try:
+            from mailfleet.dns.render_tlsa import render_tlsa_311  # cryptography: load when used
+
             out[host] = render_tlsa_311(Path(file).read_bytes())
         except OSError as exc:
             raise MailfleetError(f"--tlsa {pair!r}: cannot read {file}: {exc.strerror}") from None
@@ -63,6 +62,8 @@ def load_record_set(inv: Inventory, domain_name: str, tlsa_pairs: list[str] | No
         tlsa.update(found)
         for host, error in errors.items():
             print(f"warning: no TLSA for {host}: {error}", file=sys.stderr)
+    from mailfleet.dkim.publications import load_publications  # cryptography: load when used
+
     return plan_records(inv.fleet, domain, load_publications(inv.secrets_dir, domain), tlsa)
 
 
@@ -145,6 +146,8 @@ def check(c, domain=None, all=False, nameserver=None, tlsa=None, tlsa_from_hosts
     inv = load_valid_inventory(default_inventory_path(inventory))
     assert inv.fleet is not None
     names = [d.name for d in inv.fleet.domains.values()] if all else [domain]
+    from mailfleet.dns.check import check_domain, make_resolver  # dnspython: load when used
+
     resolver = make_resolver(nameserver)
     server = nameserver or "the system resolver"
     reports = []

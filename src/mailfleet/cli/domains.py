@@ -3,15 +3,15 @@ Mailcow host that serves or signs for them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Exit, task
 
 from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
-from mailfleet.domains.add import add_domain as run_add_domain
-from mailfleet.domains.push import PushReport
-from mailfleet.domains.sync import sync_domains
 from mailfleet.inventory import load_valid_inventory
+
+if TYPE_CHECKING:
+    from mailfleet.domains.push import PushReport
 
 _INVENTORY_HELP = "inventory file (default: $MAILFLEET_INVENTORY, inventory/lab.yaml while a lab is up, else inventory/example.yaml)"
 
@@ -109,6 +109,8 @@ def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=Non
     inv = load_valid_inventory(default_inventory_path(inventory))
     if key_size is not None and not str(key_size).isdigit():
         raise Exit(f"error: --key-size must be a number of bits such as 2048, not {key_size!r}", code=2)
+    from mailfleet.domains.add import add_domain as run_add_domain  # SSH and HTTP stacks: load when used
+
     result = run_add_domain(inv, domain, inbound=inbound or [], relay=relay, transactional_relay=transactional_relay,
                             selector=selector, key_size=int(key_size) if key_size is not None else None,
                             mta_sts=mta_sts, check=check)
@@ -144,6 +146,8 @@ def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=Non
 def sync(c, check=False, json=False, inventory=None):
     """Reconcile every inventory domain with every Mailcow host; report drift and fix it."""
     inv = load_valid_inventory(default_inventory_path(inventory))
+    from mailfleet.domains.sync import sync_domains
+
     result = sync_domains(inv, check=check)
     if json:
         data = report_json(result.report, check)
