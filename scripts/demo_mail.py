@@ -18,6 +18,8 @@ for its own loopback, so outgoing mail is submitted inside postfix-mailcow, as o
 from __future__ import annotations
 
 import email.message
+import email.parser
+import email.policy
 import email.utils
 import imaplib
 import io
@@ -125,11 +127,10 @@ def wait_maildir(folder: str, count: int, seconds: float) -> None:
         time.sleep(0.5)
     found = sorted(new.glob("*")) if new.is_dir() else []
     for path in found:
-        head = path.read_bytes().split(b"\n\n", 1)[0].decode(errors="replace")
-        fields = {line.split(":", 1)[0].lower(): line.split(":", 1)[1].strip()
-                  for line in head.splitlines() if ":" in line and not line.startswith((" ", "\t"))}
-        print(f"  remote MX got: {fields.get('subject', '?')!r} from {fields.get('x-peer', '?')} "
-              f"(Message-ID {fields.get('message-id', '?')})")
+        with path.open("rb") as handle:
+            headers = email.parser.BytesHeaderParser(policy=email.policy.default).parse(handle)
+        peer = str(headers.get("X-Peer", "?")).strip("()").split(",")[0].strip("'\" ")  # aiosmtpd: ('ip', port)
+        print(f"  remote MX got {headers.get('Message-ID', '?')} {headers.get('Subject', '?')!r} from {peer}")
     if len(found) < count:
         raise SystemExit(f"the remote MX sink holds {len(found)} of {count} messages after {seconds:.0f} s; "
                          "see the relays' logs (var/<lab>/hosts/<host>/log/postfix.log)")
