@@ -46,20 +46,22 @@ def _utc_now() -> datetime:
     "journal": "journal file (default: <inventory>.upgrade-journal.jsonl next to the inventory)",
     "inventory": "inventory file",
     "json": "print the plan / outcome as JSON",
-    "backup-dir": f"absolute backup location on each host (default {DEFAULT_BACKUP_DIR})",
+    "backup-dir": f"absolute backup location on each host (default: fleet.mailcow.backup_location, "
+                  f"else {DEFAULT_BACKUP_DIR})",
     "host-minutes": "minutes of window each host needs (default 30; --resume: what the run was started with)",
     "drain-threshold": "relays: messages allowed in flight before update.sh runs (default 10)",
     "health-timeout": "seconds the health gates may take to pass (default 180)",
 })
 @reports_errors
 def upgrade(c, plan=False, yes=False, now=False, host=None, to=None, resume=False, prefetch=False, journal=None,
-            inventory=None, json=False, backup_dir=DEFAULT_BACKUP_DIR, host_minutes=None, drain_threshold=10,
+            inventory=None, json=False, backup_dir=None, host_minutes=None, drain_threshold=10,
             health_timeout=180):
     """Rolling Mailcow upgrade: backup, drain, update.sh, health gates; halt and roll back on failure."""
     inv = load_valid_inventory(default_inventory_path(inventory))
     assert inv.fleet is not None
     journal_path = Path(journal) if journal else default_journal_path(inv.path)
-    settings = Settings(backup_dir=backup_dir, drain_threshold=int(drain_threshold),
+    settings = Settings(backup_dir=backup_dir or inv.fleet.settings.mailcow.backup_location,
+                        drain_threshold=int(drain_threshold),
                         health_timeout=float(health_timeout))
     ops = SshHostOps(inv, settings)
     try:

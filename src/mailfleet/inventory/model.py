@@ -49,7 +49,9 @@ class MailcowSettings:
     repository: str = "https://github.com/mailcow/mailcow-dockerized.git"
     version: str = ""
     install_dir: str = "/opt/mailcow-dockerized"
-    docker_source: str = "distribution"
+    docker_source: str = "docker-repository"
+    # Where `upgrade` asks backup_and_restore.sh to write its pre-update backup on each host.
+    backup_location: str = "/var/backups/mailcow"
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from mailfleet.inventory.parse_window import WindowError, parse_window
 TOP_KEYS = ("fleet", "hosts", "domains")
 FLEET_KEYS = ("name", "mailcow", "timezone", "maintenance_window", "dmarc_reports", "tlsrpt_reports",
               "secrets_dir", "bulk_transport", "trusted_networks", "api_port", "ssh_identity")
-MAILCOW_KEYS = ("repository", "version", "install_dir", "docker_source")
+MAILCOW_KEYS = ("repository", "version", "install_dir", "docker_source", "backup_location")
 BULK_TRANSPORT_KEYS = ("destination_concurrency_limit", "destination_rate_delay", "maximal_backoff_time",
                        "minimal_backoff_time", "source_address")
 HOST_KEYS = ("address", "ssh_port", "ssh_user", "host_key", "hostname", "roles", "public_ips",
@@ -223,12 +223,17 @@ def _parse_fleet(out: _Collector, raw: Any, doc: Mapping[str, Any]) -> FleetSett
     install_dir = str(mailcow_raw.get("install_dir", MailcowSettings.install_dir))
     if not install_dir.startswith("/"):
         out.add(mailcow_raw, "install_dir", f"install_dir must be an absolute path, not {install_dir!r}")
+    backup_location = str(mailcow_raw.get("backup_location", MailcowSettings.backup_location))
+    if not backup_location.startswith("/"):
+        out.add(mailcow_raw, "backup_location", f"backup_location must be an absolute path, not {backup_location!r}",
+                "Mailcow's backup script refuses relative locations")
     mailcow = MailcowSettings(
         repository=str(mailcow_raw.get("repository", MailcowSettings.repository)),
         version=version,
         install_dir=install_dir,
-        docker_source=_choice(out, mailcow_raw, "docker_source", DOCKER_SOURCES, "distribution",
-                              "docker_source") or "distribution",
+        backup_location=backup_location,
+        docker_source=_choice(out, mailcow_raw, "docker_source", DOCKER_SOURCES, "docker-repository",
+                              "docker_source") or "docker-repository",
     )
     timezone = str(raw.get("timezone", "UTC"))
     try:
