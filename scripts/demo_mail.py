@@ -130,7 +130,7 @@ def wait_maildir(folder: str, count: int, seconds: float) -> None:
         with path.open("rb") as handle:
             headers = email.parser.BytesHeaderParser(policy=email.policy.default).parse(handle)
         peer = str(headers.get("X-Peer", "?")).strip("()").split(",")[0].strip("'\" ")  # aiosmtpd: ('ip', port)
-        print(f"  remote MX got {headers.get('Message-ID', '?')} {headers.get('Subject', '?')!r} from {peer}")
+        print(f"  remote MX got {str(headers.get('Message-ID', '?')).strip()} {headers.get('Subject', '?')!r} from {peer}")
     if len(found) < count:
         raise SystemExit(f"the remote MX sink holds {len(found)} of {count} messages after {seconds:.0f} s; "
                          "see the relays' logs (var/<lab>/hosts/<host>/log/postfix.log)")
