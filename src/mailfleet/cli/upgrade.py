@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Exit, task
 
@@ -23,12 +23,15 @@ from mailfleet.cli.common import default_inventory_path, print_json, reports_err
 from mailfleet.errors import MailfleetError
 from mailfleet.inventory import load_valid_inventory, save_inventory
 from mailfleet.inventory.load import Inventory
-from mailfleet.ssh import run_on_hosts
 from mailfleet.upgrade.journal import Journal, default_journal_path, journal_lock, load_unfinished_run, new_run_id
-from mailfleet.upgrade.ops_ssh import DEFAULT_BACKUP_DIR, Settings, SshHostOps
 from mailfleet.upgrade.parse_journal import RunState
 from mailfleet.upgrade.plan import CheckResult, PlanRequest, UpgradePlan, plan_upgrade
 from mailfleet.upgrade.run import RolloutOutcome, run_rollout, start_run
+
+if TYPE_CHECKING:  # the SSH stack (paramiko, Fabric) loads only when a task needs it
+    from mailfleet.upgrade.ops_ssh import SshHostOps
+
+DEFAULT_BACKUP_DIR = "/var/backups/mailcow"  # = ops_ssh.DEFAULT_BACKUP_DIR; a test keeps them equal
 
 
 def _utc_now() -> datetime:
@@ -60,6 +63,8 @@ def upgrade(c, plan=False, yes=False, now=False, host=None, to=None, resume=Fals
     inv = load_valid_inventory(default_inventory_path(inventory))
     assert inv.fleet is not None
     journal_path = Path(journal) if journal else default_journal_path(inv.path)
+    from mailfleet.upgrade.ops_ssh import Settings, SshHostOps
+
     settings = Settings(backup_dir=backup_dir or inv.fleet.settings.mailcow.backup_location,
                         drain_threshold=int(drain_threshold),
                         health_timeout=float(health_timeout))
@@ -143,6 +148,8 @@ def _unfinished_message(run: RunState, path: Path) -> str:
 
 def _gather(inv: Inventory, ops: SshHostOps) -> dict[str, CheckResult]:
     assert inv.fleet is not None
+    from mailfleet.ssh import run_on_hosts
+
     outcomes = run_on_hosts(list(inv.fleet.hosts.values()), ops.gather_check, max_parallel=6)
     return {name: (o.value if o.ok and o.value is not None else CheckResult(name, None, None, error=o.error))
             for name, o in outcomes.items()}
@@ -194,6 +201,8 @@ def _pin_on_success(inv: Inventory, plan: UpgradePlan, host: str | None) -> bool
 def _prefetch(inv: Inventory, ops: SshHostOps, plan: UpgradePlan) -> None:
     assert inv.fleet is not None
     hosts = [inv.fleet.hosts[n] for n in plan.order]
+    from mailfleet.ssh import run_on_hosts
+
     outcomes = run_on_hosts(hosts, ops.prefetch, max_parallel=6)
     failed = [o for o in outcomes.values() if not o.ok]
     for name in plan.order:
