@@ -10,7 +10,6 @@ from mailfleet.cli.common import default_inventory_path, reports_errors
 from mailfleet.errors import MailfleetError
 from mailfleet.inventory import load_valid_inventory, save_inventory
 from mailfleet.inventory.merge import merge_host_key
-from mailfleet.ssh import fetch_host_key, fingerprint
 
 
 @task(name="trust-host", help={
@@ -26,6 +25,8 @@ def trust_host(c, host, inventory=None, yes=False):
     if host not in inv.fleet.hosts:
         raise MailfleetError(f"no host {host!r} in {inv.path}; hosts are {', '.join(inv.fleet.hosts)}")
     entry = inv.fleet.hosts[host]
+    from mailfleet.ssh import fetch_host_key, fingerprint  # paramiko: load when used
+
     presented = fetch_host_key(entry.address, entry.ssh_port)
     print(f"{host} ({entry.address}:{entry.ssh_port}) presents {presented.split()[0]} {fingerprint(presented)}")
     if entry.host_key == presented:
