@@ -8,6 +8,7 @@ them. ``tasks.py`` turns the same behaviour on for ``invoke`` so both entry poin
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -82,4 +83,9 @@ def main() -> None:
     enable_variadic_arguments()
     namespace = build_namespace()
     program = Program(namespace=namespace, version=__version__, name="mailfleet", binary="mailfleet")
-    program.run([sys.argv[0], *help_first(sys.argv[1:], namespace)])
+    try:
+        program.run([sys.argv[0], *help_first(sys.argv[1:], namespace)])
+    except BrokenPipeError:
+        # `mailfleet dmarc.summary ... | head`: the reader left; stop quietly, like other Unix tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
