@@ -15,7 +15,9 @@ runs ``mailfleet deploy --all`` and ``mailfleet add-domain`` for both, and then:
   domain. ``logs.pull --all`` + ``trace --message-id`` then show the message on both hosts,
   linked by ``queued as``, and its final delivery to the sink;
 * (c) a bulk sender's message (the example's ``bulk.senders``) leaves mx1 through the bulk
-  transport (``postfix/bulk/smtp``) to the bulk relay relay1; the transactional one does not.
+  transport (``postfix/bulk/smtp``) to the bulk relay relay1; the transactional one does not;
+* (d) a DMARC aggregate report mailed to the report mailbox is fetched over IMAPS by the
+  monitoring host's ``dmarc-fetch`` job, as deploy scheduled it, and shows in its store.
 """
 
 from __future__ import annotations
@@ -354,3 +356,49 @@ def test_bulk_mail_takes_the_bulk_transport_to_the_bulk_relay(e2e_lab: E2ELab, f
     tx_lines = [line for line in log.splitlines() if f": {tx_qid}: to=" in line]
     assert bulk_lines and all("postfix/bulk/smtp[" in line for line in bulk_lines), bulk_lines
     assert tx_lines and not any("/bulk/" in line for line in tx_lines), tx_lines
+
+
+def test_a_dmarc_report_mailed_to_the_report_mailbox_is_fetched_by_the_monitoring_job(e2e_lab: E2ELab) -> None:
+    """A reporter mails an aggregate report to fleet.dmarc_reports' MX; the monitoring host's
+    dmarc-fetch job (as deploy scheduled it) reads it over IMAPS and stores it."""
+    import shlex
+    import smtplib
+
+    from mailfleet.inventory import load_valid_inventory
+    from mailfleet.ssh import open_connection
+
+    # add-domain made the report mailbox (and its password) after the first deploy: the
+    # monitoring host schedules dmarc.fetch on the next deploy.
+    deployed = mailfleet("deploy", "--role", "monitoring", "--inventory", str(e2e_lab.inventory), timeout=900)
+    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+
+    report = REPO / "tests" / "fixtures" / "dmarc" / "parsedmarc" / "nice-input.xml.gz"
+    message = _message("noreply-dmarc-support@google.com", "dmarc-reports@example.com",
+                       "Report domain: example.com Submitter: google.com")
+    message.add_attachment(report.read_bytes(), maintype="application", subtype="gzip", filename=report.name)
+    with smtplib.SMTP(_host(e2e_lab, "mx1").address, 25, timeout=30) as smtp:
+        smtp.send_message(message)
+
+    inv = load_valid_inventory(e2e_lab.inventory)
+    fleet = inv.fleet
+    cert = f"{fleet.settings.mailcow.install_dir}/data/assets/ssl/cert.pem"
+    with open_connection(fleet.hosts["mx1"], fleet, inv.base_dir) as conn:
+        pem = conn.run(f"cat {shlex.quote(cert)}", hide=True, in_stream=False).stdout.strip()
+    with open_connection(fleet.hosts["mon1"], fleet, inv.base_dir) as conn:
+        # Lab only: the emulated Mailcow's certificate is self-signed (a production one comes from
+        # ACME); mon1 trusts it in its own CA bundle (mon1's /etc is its own overlay).
+        conn.run(f"printf '%s\\n' {shlex.quote(pem)} >> /etc/ssl/certs/ca-certificates.crt", hide=True, in_stream=False)
+        deadline = time.monotonic() + WAIT_S
+        while True:  # the report may still be on its way into the mailbox: run the job again (bounded)
+            job = conn.run("/opt/mailfleet/bin/mailfleet-job dmarc-fetch", hide=True, warn=True, in_stream=False,
+                           timeout=120)
+            log = conn.run("cat /var/log/mailfleet/dmarc-fetch.log", hide=True, warn=True, in_stream=False).stdout
+            assert job.exited == 0, f"dmarc-fetch job failed: {job.stdout}{job.stderr}\n{log[-2000:]}"
+            summary = conn.run("/opt/mailfleet/venv/bin/mailfleet dmarc.summary --db /var/lib/mailfleet/dmarc.sqlite "
+                               "--days 0 --json", hide=True, warn=True, in_stream=False)
+            rows = json.loads(summary.stdout) if summary.exited == 0 and summary.stdout.strip() else []
+            if rows or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+    ips = {row["source_ip"] for row in rows if row["domain"] == "example.com"}
+    assert {"209.85.220.69", "209.85.220.41"} <= ips, (rows, log[-2000:])
