@@ -66,3 +66,19 @@ def test_secret_outside_a_secrets_folder_is_refused(tmp_path: Path) -> None:
     assert inv.fleet is not None
     with pytest.raises(MailfleetError, match="not under a secrets/ folder"):
         load_jobs_sources(_jobs_step(), inv.fleet.hosts["mon1"], inv)
+
+
+def test_report_mailbox_without_its_password_yet_names_add_domain(tmp_path: Path) -> None:
+    """The password file appears when add-domain creates the report mailbox: the note says that,
+    not "create it with mode 0600" (which would invite a password the mailbox does not have)."""
+    inv = _inventory(tmp_path, "file:secrets/id_ed25519", extra="  dmarc_reports: dmarc-reports@example.com\n")
+    text = inv.path.read_text().replace("    transactional_relay: tx1\n", "    transactional_relay: tx1\n"
+                                        "    mailboxes: {dmarc-reports: {}}\n", 1)
+    inv = parse_inventory_text(text, str(inv.path), inv.path)
+    assert not inv.problems, inv.problems
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n")
+    files = load_jobs_sources(_jobs_step(), inv.fleet.hosts["mon1"], inv)
+    assert "password is unknown" in files["note:dmarc"]
+    assert "`mailfleet add-domain --domain example.com` creates the mailbox and its password" in files["note:dmarc"]
+    assert "dmarc-fetch" not in files["host:/etc/cron.d/mailfleet"]

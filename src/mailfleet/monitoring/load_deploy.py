@@ -205,7 +205,11 @@ def load_jobs_sources(step: PlaybookStep, host: Host, inv: Any) -> dict[str, str
         try:
             password = resolve_secret(imap.password_ref, inv.base_dir)
         except MailfleetError as exc:
-            notes["note:dmarc"] = f"dmarc.fetch not scheduled: the report mailbox password is unknown ({exc})"
+            domain = imap.user.rpartition("@")[2]
+            # The generated password appears when add-domain creates the mailbox: say so, not "create it".
+            hint = (f"; `mailfleet add-domain --domain {domain}` creates the mailbox and its password, then deploy again"
+                    if not step.params.get("imap_password_ref") and domain in fleet.domains else "")
+            notes["note:dmarc"] = f"dmarc.fetch not scheduled: the report mailbox password is unknown ({exc}){hint}"
             imap = None
         else:
             target = f"{LAYOUT.config_dir}/secrets/dmarc-imap.password"
