@@ -144,7 +144,8 @@ def _route_remote_domain_to_sink(inventory: Path, nexthop: str) -> None:
 def e2e_lab() -> Iterator[E2ELab]:
     if os.geteuid() != 0:
         pytest.skip("lab tests need root (network namespaces, mounts); run as root, as CI does")
-    from aiosmtpd.controller import Controller
+    Controller = pytest.importorskip("aiosmtpd.controller", reason="the remote-MX sink needs aiosmtpd "
+                                     "(pip install -e '.[test]')").Controller
 
     from mailfleet.lab.lifecycle import lab_down, lab_up
     from mailfleet.lab.model import LabSpace
