@@ -18,15 +18,26 @@ from mailfleet.errors import MailcowApiError, RemoteError
 FACT_TIMEOUT = 120
 
 
+# A fact round only reads, so a round cut off before its end marker is safe to run again;
+# one retry covers a session dropped by a host that has just booted.
+FACT_ATTEMPTS = 2
+
+
 def gather_facts(remote: Remote, facts: Sequence[Fact]) -> dict[str, Any]:
-    nonce = secrets.token_hex(8)
-    script = render_fact_script({fact.name: fact.command for fact in facts}, nonce)
-    result = remote.run(script, timeout=FACT_TIMEOUT)
-    try:
-        raw = parse_fact_output(result.stdout, nonce)
-    except ValueError as exc:
-        tail = result.stderr.strip().splitlines()[-3:]
-        raise RemoteError(f"{remote.name}: gathering facts failed: {exc}" + (f" ({' | '.join(tail)})" if tail else "")) from None
+    raw: dict[str, str] = {}
+    for attempt in range(1, FACT_ATTEMPTS + 1):
+        nonce = secrets.token_hex(8)
+        script = render_fact_script({fact.name: fact.command for fact in facts}, nonce)
+        result = remote.run(script, timeout=FACT_TIMEOUT)
+        try:
+            raw = parse_fact_output(result.stdout, nonce)
+            break
+        except ValueError as exc:
+            if attempt < FACT_ATTEMPTS:
+                continue
+            tail = result.stderr.strip().splitlines()[-3:]
+            raise RemoteError(f"{remote.name}: gathering facts failed twice: {exc} (exit {result.exit_code})"
+                              + (f" ({' | '.join(tail)})" if tail else "")) from None
     parsed: dict[str, Any] = {}
     for fact in facts:
         try:
