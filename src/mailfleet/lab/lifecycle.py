@@ -10,6 +10,7 @@ lab's own state file, or from the lab's names when even that is gone.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from mailfleet.inventory.load import load_inventory, parse_inventory_text, save_inventory, write_atomically
 from mailfleet.inventory.merge import merge_host_key
-from mailfleet.lab import boot, hostfs, keys, network
+from mailfleet.lab import boot, ca, hostfs, keys, network
 from mailfleet.lab.merge_inventory import HEADER, LabInventoryInput, merge_lab_inventory
 from mailfleet.lab.model import HostRecord, LabHost, LabSpace, LabState
 from mailfleet.lab.plan_hosts import plan_lab_hosts
@@ -134,6 +135,7 @@ def _build(paths: LabPaths, space: LabSpace, planned: list[LabHost], state: LabS
     client_public = keys.save_client_key(paths)
     mailbox_password = keys.save_mailbox_password(paths)
     keys.save_api_keys(paths, planned)
+    lab_ca = ca.save_lab_ca(paths.state_dir / "ca", f"mailfleet lab CA ({space.prefix})", dt.datetime.now(dt.timezone.utc))
     install_dir = state.install_dir if state else _install_dir(paths)
 
     build_repo, shim, why = _emulator()
@@ -169,6 +171,7 @@ def _build(paths: LabPaths, space: LabSpace, planned: list[LabHost], state: LabS
         host_keys[host.name] = hostfs.save_host_filesystem(
             host, planned, space, host_dir, client_public_key=client_public, mailbox_password=mailbox_password,
             docker_command=shim, install_dir=install_dir)
+        ca.save_host_trust(lab_ca, host_dir / "etc" / "upper", host_dir / "lib-docker")
         records[host.name] = boot.apply_host_start(host, host_dir)
         started.append(host)
         new_state = replace(new_state, hosts=tuple(records[h.name] for h in planned if h.name in records))

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import realise
+from . import acme, realise
 from .parse_conf import ConfError, parse_api_access, parse_mailcow_conf
 from .parse_logs import parse_log_time, parse_since, render_compose_log_line
 from .paths import ProjectPaths, docker_root, host_services_enabled, project_paths
@@ -74,6 +74,7 @@ class Project:
                      or re.sub(r"[^a-z0-9_-]", "", project_dir.name.lower()))
         self.config = self._load()
         self.paths: ProjectPaths = project_paths(self.name, docker_root())
+        self.started_now: set[str] = set()  # services this compose run started (not yet saved)
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -228,6 +229,8 @@ def start_service(project: Project, service: str) -> tuple[str, str]:
         ok, err = realise.start_dovecot(project.dir, project.paths, db, logger)
     elif service == "nginx-mailcow":
         ok, err = start_api(project)
+    elif service == "acme-mailcow":
+        ok, err = run_acme(project)
     else:
         ok, err = True, ""
     if not ok:
@@ -236,6 +239,25 @@ def start_service(project: Project, service: str) -> tuple[str, str]:
         return "restarting", err
     project.log(service, f"mailcow emulator: {service} started")
     return "running", ""
+
+
+def run_acme(project: Project) -> tuple[bool, str]:
+    """acme-mailcow's start (and its renewal check): a lab-CA certificate when one is offered
+    (see ``acme.py``); after installing one, restart what serves it, as acme-mailcow does."""
+    try:
+        changed, what = acme.issue_if_needed(project.dir, realise.load_conf(project.dir), project.paths.root)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        return False, f"acme-mailcow (emulated): {exc}"
+    project.log("acme-mailcow", what)
+    if changed:
+        for service in ("dovecot-mailcow", "postfix-mailcow", "nginx-mailcow"):
+            recorded = project.state()["services"].get(service, {}).get("state") == "running"
+            if (recorded or service in project.started_now) and service_alive(project, service):
+                status, err = start_service(project, service)
+                if status != "running":
+                    return False, f"acme-mailcow (emulated): reloading {service} failed: {err}"
+                project.log("acme-mailcow", f"reloaded {service} for the new certificate")
+    return True, ""
 
 
 def stop_service(project: Project, service: str) -> None:
@@ -315,11 +337,17 @@ def cmd_up(project: Project, args: list[str]) -> int:
         if not fresh and not service_alive(project, service):
             fresh = True  # the process died (host rebooted, killed): docker would restart it
         if not fresh:
+            if service == "acme-mailcow":  # a running acme-mailcow checks its certificate periodically
+                ok, err = run_acme(project)
+                if not ok:
+                    failed.append((service, err))
             say(f" Container {project.container(service)}  Running")
             continue
         status, err = start_service(project, service)
         _record(state, project, service, status)
-        if status != "running":
+        if status == "running":
+            project.started_now.add(service)
+        else:
             failed.append((service, err))
         say(f" Container {project.container(service)}  {'Started' if status == 'running' else 'Error'}")
     if "--remove-orphans" in args:
