@@ -3,8 +3,13 @@
 The child reads the file, parses and correlates, and sends row batches through a pipe; the
 parent inserts each batch while the child works on the next. Rows travel as ``marshal``
 (plain tuples, lists, strings, numbers): several times cheaper than pickle on both ends.
-Frames start with a kind byte: R rows, D done (the totals), E error. A child that dies or
-fails makes the parent raise, so the caller's transaction rolls back.
+Frames start with a kind byte: R rows, B a block's byte range, D done (the totals), E error.
+A child that dies or fails makes the parent raise, so the caller's transaction rolls back.
+
+The parser is the slower stage (measured: ~2.8 CPU s per million lines against ~1.6 s of
+inserts), so the parent also counts the lines of each block (and finds the unmarked ones),
+reading the byte range the child names in a B frame: ~0.3 s per million lines moved off the
+critical path. Ranges end at a newline, so both sides decode the same text.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import gc
 import marshal
 import multiprocessing
+import os
 import pickle
 import sqlite3
 from pathlib import Path
@@ -19,13 +25,14 @@ from typing import Any
 
 from mailfleet.errors import IngestError
 from mailfleet.postfix import store
+from mailfleet.postfix.parse_chunk import ChunkScanner
 from mailfleet.postfix.parse_line import SyslogClock
-from mailfleet.postfix.produce import Producer, Totals, open_log, produce_file
+from mailfleet.postfix.produce import Producer, Totals, add_counted, open_log, produce_file
 
 
 def _worker(
     path: Path, offset: int, sniff: bytes, clock: SyslogClock, next_id: int, open_messages: list,
-    host: str | None, pipe: Any,
+    host: str | None, pipe: Any, count_in_parent: bool,
 ) -> None:  # fmt: skip
     """Child process: produce batches into the pipe; the parent writes them to SQLite."""
     gc.disable()
@@ -35,7 +42,10 @@ def _worker(
         )
         with open_log(path) as handle:
             handle.seek(offset)
-            totals = produce_file(handle, offset, sniff, clock, producer)
+            count_elsewhere = None
+            if count_in_parent:
+                count_elsewhere = lambda start, end: pipe.send_bytes(b"B" + marshal.dumps((start, end)))  # noqa: E731
+            totals = produce_file(handle, offset, sniff, clock, producer, count_elsewhere)
         pipe.send_bytes(b"D" + pickle.dumps(totals))
     except BaseException as exc:  # report, never hang the parent
         try:
@@ -50,13 +60,18 @@ def produce_in_child(
     conn: sqlite3.Connection, path: Path, offset: int, sniff: bytes, clock: SyslogClock, next_id: int,
     open_messages: list, host: str | None,
 ) -> Totals:  # fmt: skip
+    with path.open("rb") as probe:
+        count_in_parent = probe.read(2) != b"\x1f\x8b"  # byte ranges of a gzip file are not lines
+    counter = ChunkScanner(clock)
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(
-        target=_worker, args=(path, offset, sniff, clock, next_id, open_messages, host, send), daemon=True
-    )
+        target=_worker, args=(path, offset, sniff, clock, next_id, open_messages, host, send, count_in_parent),
+        daemon=True,
+    )  # fmt: skip
     child.start()
     send.close()
+    fd = os.open(path, os.O_RDONLY)
     try:
         while True:
             try:
@@ -66,12 +81,19 @@ def produce_in_child(
             kind = frame[:1]
             if kind == b"R":
                 store.save_rows(conn, *marshal.loads(frame[1:]), first_new_id=next_id)
+            elif kind == b"B":
+                start, end = marshal.loads(frame[1:])
+                data = os.pread(fd, end - start, start)
+                if len(data) != end - start:
+                    raise IngestError(f"{path} shrank while it was being read; nothing from it was stored.")
+                counter.count_lines(data.decode("utf-8", errors="replace"))
             elif kind == b"D":
-                return pickle.loads(frame[1:])
+                return add_counted(pickle.loads(frame[1:]), counter.lines, counter.unparsed, counter.samples)
             else:
                 reason = frame[1:].decode(errors="replace")
                 raise IngestError(f"parsing {path} failed ({reason}); nothing from it was stored.")
     finally:
+        os.close(fd)
         receive.close()
         child.join(timeout=30)
         if child.is_alive():

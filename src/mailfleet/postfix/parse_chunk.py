@@ -113,18 +113,25 @@ class ChunkScanner:
                 rest = rest[:-1]
             yield ts, head[host_start:space], head[space + 1 : bracket], found.group(1), rest
 
-    def feed(
-        self, text: str, correlator: Correlator, host_override: str | None, hosts: set[str],
-        full: Callable[[], bool], flush: Callable[[], None],
-    ) -> int:
-        """``scan`` fused with event parsing and correlation: the five most frequent lines
-        (delivery, queue active, client, removal, message-id) go straight to the correlator
-        without an event tuple. Returns the number of events; calls ``flush`` whenever
-        ``full()`` says a batch of rows is ready."""
+    def count_lines(self, text: str) -> None:
+        """Count ``text``'s lines and its unmarked (unparsed) lines. ``feed`` does this too
+        unless told the parent process does it (``parallel.py``: balancing the two cores)."""
         lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
         self.lines += lines
         if len(_PID_MARK.findall(text)) < lines:
             self._count_unmarked(text)
+
+    def feed(
+        self, text: str, correlator: Correlator, host_override: str | None, hosts: set[str],
+        full: Callable[[], bool], flush: Callable[[], None], count: bool = True,
+    ) -> int:
+        """``scan`` fused with event parsing and correlation: the five most frequent lines
+        (delivery, queue active, client, removal, message-id) go straight to the correlator
+        without an event tuple. Returns the number of events; calls ``flush`` whenever
+        ``full()`` says a batch of rows is ready. ``count`` False leaves the line count and
+        the unmarked lines to ``count_lines`` elsewhere."""
+        if count:
+            self.count_lines(text)
         stamp_of = self._stamp
         rfind = text.rfind
         delivery = correlator.delivery

@@ -105,14 +105,16 @@ class Producer:
             feed(event)
             self._maybe_flush()
 
-    def feed_text(self, text: str, scanner: ChunkScanner) -> None:
-        """Fast path for plain syslog text: only queue-id lines are looked at."""
+    def feed_text(self, text: str, scanner: ChunkScanner, count: bool = True) -> None:
+        """Fast path for plain syslog text: only queue-id lines are looked at. ``count``
+        False: another process counts the lines (``add_counted``)."""
         totals = self.totals
         correlator = self.correlator
         before_lines, before_unparsed = scanner.lines, scanner.unparsed
         events = scanner.feed(
             text, correlator, self.host_override, totals.hosts,
             lambda: len(correlator.deliveries) >= FLUSH_ROWS or len(correlator.done) >= FLUSH_ROWS, self.flush,
+            count,
         )  # fmt: skip
         self._maybe_flush()
         lines = scanner.lines - before_lines
@@ -132,6 +134,19 @@ class Producer:
         return self.totals
 
 
+def add_counted(totals: Totals, lines: int, unparsed: int, samples: list[str]) -> Totals:
+    """Merge line counts made in another process (``count_block``) into a producer's totals;
+    unmarked-line samples go first, as when one process does both."""
+    totals.lines += lines
+    totals.unparsed += unparsed
+    totals.other += lines - unparsed
+    totals.samples = (samples + totals.samples)[:SAMPLES]
+    return totals
+
+
+JUNK_LINE = "\x00 (over 1 MB without a newline, skipped)\n"
+
+
 def _iter_blocks(handle: IO[bytes], consumed: list[int]) -> Iterator[str]:
     """Decoded blocks of complete lines from the handle's position; ``consumed[0]`` grows by
     the bytes handed out (a trailing partial line is left for the next run)."""
@@ -145,7 +160,7 @@ def _iter_blocks(handle: IO[bytes], consumed: list[int]) -> Iterator[str]:
         if end == -1:
             if len(data) > MAX_LINE:  # no log line is this long: binary junk; skip it, count it
                 consumed[0] += len(data)
-                yield "\x00 (over 1 MB without a newline, skipped)\n"
+                yield JUNK_LINE
                 rest = b""
                 continue
             rest = data
@@ -162,14 +177,25 @@ def produce_file(
     sniff: bytes,
     clock: SyslogClock,
     producer: Producer,
+    count_elsewhere: Callable[[int, int], None] | None = None,
 ) -> Totals:
-    """Read from ``offset`` to the last complete line and feed the producer."""
+    """Read from ``offset`` to the last complete line and feed the producer.
+
+    ``count_elsewhere(start, end)``, on the fast path: hand the line counting of each block's
+    byte range to another process (the parent, which waits for rows anyway); the totals then
+    lack those lines until ``add_counted``."""
     consumed = [offset]
     fast = sniff[:1] != b"{" and parse_compose_line(sniff.decode("utf-8", "replace").rstrip("\r\n"), clock) is None
     if fast:
         scanner = ChunkScanner(clock)
+        start = offset
         for block in _iter_blocks(handle, consumed):
-            producer.feed_text(block, scanner)
+            if count_elsewhere is not None and block is not JUNK_LINE:
+                count_elsewhere(start, consumed[0])
+                producer.feed_text(block, scanner, count=False)
+            else:
+                producer.feed_text(block, scanner)
+            start = consumed[0]
     else:
         for block in _iter_blocks(handle, consumed):
             lines = block.split("\n")
