@@ -35,7 +35,7 @@ from mailfleet.postfix.model import (
     REMOVED,
     Event,
 )
-from mailfleet.postfix.parse_events import parse_relay, transport_of
+from mailfleet.postfix.parse_events import parse_delivery_fields, parse_relay, transport_of
 
 # Positions in a message state list; the same order as the ``messages`` table columns.
 M_ID, M_HOST, M_QID, M_FIRST, M_LAST, M_ORIGIN, M_SERVICE, M_CLIENT, M_CLIENT_IP, M_SASL = range(10)
@@ -135,6 +135,17 @@ class Correlator:
             )  # fmt: skip
         )
 
+    def delivery_unparsed(self, ts: float, host: str, qid: str, tag: str, rest: str) -> None:
+        """A delivery line whose fields are parsed later, by ``expand_deliveries`` in the
+        process that writes the rows (the parser child is the slower of the two). The row
+        keeps its place among the parsed ones, so ids come out as with ``delivery``."""
+        state = self.open.get((host, qid))
+        if state is None:
+            state = self._new(host, qid, ts)
+        elif ts > state[M_LAST]:
+            state[M_LAST] = ts
+        self.deliveries.append((state[M_ID], host, qid, ts, tag, rest))
+
     def removed(self, ts: float, host: str, qid: str) -> None:
         state = self.open.pop((host, qid), None)
         if state is None:  # removal of a message whose other lines we never saw
@@ -224,3 +235,43 @@ class Correlator:
         deliveries, rejects = self.deliveries, self.rejects
         self.done, self.deliveries, self.rejects = [], [], []
         return done, deliveries, rejects
+
+
+UNPARSED_DELIVERY_LENGTH = 6
+
+
+def expand_deliveries(
+    rows: list[tuple], relays: dict[str, tuple[str, str | None, int | None]], transports: dict[str, str]
+) -> list[tuple]:
+    """Turn ``delivery_unparsed`` rows ``(message id, host, qid, ts, tag, rest)`` into full
+    delivery rows (the others pass through). ``relays`` and ``transports`` are the caller's
+    caches, kept across batches. The rest was checked to hold ``, status=``, so it parses."""
+    if not any(len(row) == UNPARSED_DELIVERY_LENGTH for row in rows):
+        return rows
+    out = []
+    for row in rows:
+        if len(row) != UNPARSED_DELIVERY_LENGTH:
+            out.append(row)
+            continue
+        message_id, host, qid, ts, tag, rest = row
+        fields = parse_delivery_fields(rest)
+        if fields is None:  # unreachable after the ", status=" check; never drop a counted row
+            raise ValueError(f"delivery line no longer parses: {rest[:200]}")
+        rcpt, orig_to, relay, conn_use, delay, a, b, c, d, tls, dsn, status, reply, next_qid = fields
+        relay_parts = relays.get(relay)
+        if relay_parts is None:
+            relay_parts = parse_relay(relay)
+            if len(relays) < 50000:
+                relays[relay] = relay_parts
+        transport = transports.get(tag)
+        if transport is None:
+            transport = transports[tag] = transport_of(tag)
+        at = rcpt.rfind("@")
+        out.append(
+            (
+                message_id, host, qid, ts, rcpt, rcpt[at + 1 :].lower() if at != -1 else "",
+                orig_to, relay, relay_parts[0], relay_parts[1], relay_parts[2], transport, conn_use,
+                delay, a, b, c, d, tls, dsn, status, reply, next_qid,
+            )  # fmt: skip
+        )
+    return out

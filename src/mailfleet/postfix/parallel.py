@@ -9,7 +9,9 @@ A child that dies or fails makes the parent raise, so the caller's transaction r
 The parser is the slower stage (measured: ~2.8 CPU s per million lines against ~1.6 s of
 inserts), so the parent also counts the lines of each block (and finds the unmarked ones),
 reading the byte range the child names in a B frame: ~0.3 s per million lines moved off the
-critical path. Ranges end at a newline, so both sides decode the same text.
+critical path. Ranges end at a newline, so both sides decode the same text. Delivery lines
+cross unparsed too (``Correlator.delivery_unparsed``) and the parent parses their fields
+(``expand_deliveries``), in the same order, so the rows and their ids do not change.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from mailfleet.errors import IngestError
 from mailfleet.postfix import store
+from mailfleet.postfix.correlate import expand_deliveries
 from mailfleet.postfix.parse_chunk import ChunkScanner
 from mailfleet.postfix.parse_line import SyslogClock
 from mailfleet.postfix.produce import Producer, Totals, add_counted, open_log, produce_file
@@ -40,6 +43,7 @@ def _worker(
         producer = Producer(
             next_id, open_messages, host, lambda batch: pipe.send_bytes(b"R" + marshal.dumps(batch))
         )
+        producer.defer_deliveries = True
         with open_log(path) as handle:
             handle.seek(offset)
             count_elsewhere = None
@@ -63,6 +67,8 @@ def produce_in_child(
     with path.open("rb") as probe:
         count_in_parent = probe.read(2) != b"\x1f\x8b"  # byte ranges of a gzip file are not lines
     counter = ChunkScanner(clock)
+    relays: dict = {}
+    transports: dict[str, str] = {}
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(
@@ -80,7 +86,9 @@ def produce_in_child(
                 raise IngestError(f"the parser process for {path} died; nothing from it was stored.") from None
             kind = frame[:1]
             if kind == b"R":
-                store.save_rows(conn, *marshal.loads(frame[1:]), first_new_id=next_id)
+                messages, deliveries, rejects = marshal.loads(frame[1:])
+                deliveries = expand_deliveries(deliveries, relays, transports)
+                store.save_rows(conn, messages, deliveries, rejects, first_new_id=next_id)
             elif kind == b"B":
                 start, end = marshal.loads(frame[1:])
                 data = os.pread(fd, end - start, start)

@@ -123,18 +123,20 @@ class ChunkScanner:
 
     def feed(
         self, text: str, correlator: Correlator, host_override: str | None, hosts: set[str],
-        full: Callable[[], bool], flush: Callable[[], None], count: bool = True,
+        full: Callable[[], bool], flush: Callable[[], None], count: bool = True, defer_deliveries: bool = False,
     ) -> int:
         """``scan`` fused with event parsing and correlation: the five most frequent lines
         (delivery, queue active, client, removal, message-id) go straight to the correlator
         without an event tuple. Returns the number of events; calls ``flush`` whenever
         ``full()`` says a batch of rows is ready. ``count`` False leaves the line count and
-        the unmarked lines to ``count_lines`` elsewhere."""
+        the unmarked lines to ``count_lines`` elsewhere; ``defer_deliveries`` leaves the
+        delivery fields to ``correlate.expand_deliveries`` in the writing process."""
         if count:
             self.count_lines(text)
         stamp_of = self._stamp
         rfind = text.rfind
         delivery = correlator.delivery
+        delivery_unparsed = correlator.delivery_unparsed
         removed = correlator.removed
         message_id = correlator.message_id
         active = correlator.active
@@ -179,10 +181,15 @@ class ChunkScanner:
             if rest.endswith("\r"):
                 rest = rest[:-1]
             if rest.startswith("to="):
-                fields = parse_delivery_fields(rest)
-                if fields is None:
-                    continue
-                delivery(ts, host, qid, tag, *fields)
+                if defer_deliveries:
+                    if ", status=" not in rest:  # exactly when parse_delivery_fields gives None
+                        continue
+                    delivery_unparsed(ts, host, qid, tag, rest)
+                else:
+                    fields = parse_delivery_fields(rest)
+                    if fields is None:
+                        continue
+                    delivery(ts, host, qid, tag, *fields)
                 events += 1
                 until_check -= 1
                 if not until_check:  # every 256 deliveries (~1,200 lines' events): batch full?

@@ -105,6 +105,9 @@ class Producer:
             feed(event)
             self._maybe_flush()
 
+    defer_deliveries = False
+    """True in the parser child: delivery fields are parsed by the parent (``parallel.py``)."""
+
     def feed_text(self, text: str, scanner: ChunkScanner, count: bool = True) -> None:
         """Fast path for plain syslog text: only queue-id lines are looked at. ``count``
         False: another process counts the lines (``add_counted``)."""
@@ -114,7 +117,7 @@ class Producer:
         events = scanner.feed(
             text, correlator, self.host_override, totals.hosts,
             lambda: len(correlator.deliveries) >= FLUSH_ROWS or len(correlator.done) >= FLUSH_ROWS, self.flush,
-            count,
+            count, self.defer_deliveries,
         )  # fmt: skip
         self._maybe_flush()
         lines = scanner.lines - before_lines
