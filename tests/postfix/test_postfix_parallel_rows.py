@@ -74,3 +74,32 @@ def test_expand_deliveries_passes_parsed_rows_through_in_order() -> None:
     assert out[1][:6] == (2, "mx1", "Q2", 2.0, "b@Example.COM", "example.com")
     assert out[1][8:12] == ("mx.example.com", "192.0.2.7", 25, "bulk")
     assert out[1][15] == 2.0 and out[1][20] == "sent"
+
+
+def _indexes(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    return conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name").fetchall()
+
+
+def test_an_empty_store_gets_its_deferred_indexes_back(tmp_path: Path) -> None:
+    schema = _indexes(store.load_store(tmp_path / "schema.db"))
+    assert {"messages_sender", "deliveries_rcpt"} <= {name for name, _ in schema}
+    conn = store.load_store(tmp_path / "logs.db")
+    save_log_file(conn, FIXTURES / "synthetic/mailcow-style-5k.log", reference=REFERENCE, now=0.0, parallel=True)
+    assert _indexes(conn) == schema
+    plan = " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN SELECT * FROM deliveries WHERE rcpt = 'a' COLLATE NOCASE"))
+    assert "deliveries_rcpt" in plan
+
+
+def test_a_failed_ingest_into_an_empty_store_keeps_every_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailfleet.errors import IngestError
+    from mailfleet.postfix import produce
+
+    def broken_flush(self, final: bool = False) -> None:
+        raise RuntimeError("disk on fire")
+
+    schema = _indexes(store.load_store(tmp_path / "schema.db"))
+    conn = store.load_store(tmp_path / "logs.db")
+    monkeypatch.setattr(produce.Producer, "flush", broken_flush)  # the forked child inherits it
+    with pytest.raises(IngestError, match="disk on fire"):
+        save_log_file(conn, FIXTURES / "synthetic/mailcow-style-5k.log", reference=REFERENCE, now=0.0, parallel=True)
+    assert _indexes(conn) == schema

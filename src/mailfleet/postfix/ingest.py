@@ -132,9 +132,12 @@ def save_log_file(
                 gc.disable()
                 try:
                     if parallel:
+                        # An empty store gets its lookup-only indexes built once, at the end.
+                        deferred = store.drop_deferred_indexes(conn) if first_message_id == first_delivery_id == 1 else []
                         totals = produce_in_child(
                             conn, path, offset, first, clock, first_message_id, open_messages, host
                         )
+                        store.create_indexes(conn, deferred)
                     else:
                         producer = Producer(
                             first_message_id, open_messages, host,

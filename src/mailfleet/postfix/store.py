@@ -171,6 +171,28 @@ def migrate(conn: sqlite3.Connection, name: str | Path = "database") -> None:
             raise
 
 
+# Indexes only lookups (trace) read, on values that arrive in random order: kept up to date
+# row by row they cost ~0.2 s each per million log lines, built once at the end ~0.08 s.
+BULK_DEFERRED_INDEXES = ("messages_message_id", "messages_sender", "deliveries_rcpt")
+
+
+def drop_deferred_indexes(conn: sqlite3.Connection) -> list[str]:
+    """Inside an ingest's transaction into an empty store: drop the lookup-only indexes and
+    return their SQL for ``create_indexes`` (a rollback brings them back)."""
+    names = ", ".join("?" * len(BULK_DEFERRED_INDEXES))
+    rows = conn.execute(
+        f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name IN ({names})", BULK_DEFERRED_INDEXES
+    ).fetchall()
+    for name, _ in rows:
+        conn.execute(f'DROP INDEX "{name}"')
+    return [sql for _, sql in rows]
+
+
+def create_indexes(conn: sqlite3.Connection, statements: Sequence[str]) -> None:
+    for statement in statements:
+        conn.execute(statement)
+
+
 def next_message_id(conn: sqlite3.Connection) -> int:
     return (conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]) + 1
 
