@@ -76,6 +76,7 @@ class Correlator:
         self.message_count = 0
         self._relays: dict[str, tuple[str, str | None, int | None]] = {}
         self._transports: dict[str, str] = {}
+        self._reinjection_tags: dict[str, bool] = {}
 
     def _new(self, host: str, qid: str, ts: float) -> list:
         state: list = [None] * len(MESSAGE_COLUMNS)
@@ -171,7 +172,13 @@ class Correlator:
         orig_qid: str | None,
     ) -> None:  # fmt: skip
         state = self._start(host, qid, ts)
-        reinjected = orig_qid is not None or _is_reinjection_service(tag)
+        reinjected = orig_qid is not None
+        if not reinjected:
+            reinjected = self._reinjection_tags.get(tag)
+            if reinjected is None:  # a handful of tags per host: cache the answer
+                reinjected = _is_reinjection_service(tag)
+                if len(self._reinjection_tags) < 1000:
+                    self._reinjection_tags[tag] = reinjected
         state[M_ORIGIN] = ORIGIN_REINJECT if reinjected else ORIGIN_SMTPD
         state[M_SERVICE] = tag
         state[M_CLIENT] = name
