@@ -35,7 +35,7 @@ from mailfleet.postfix.produce import Producer, Totals, add_counted, open_log, p
 
 def _worker(
     path: Path, offset: int, sniff: bytes, clock: SyslogClock, next_id: int, open_messages: list,
-    host: str | None, pipe: Any, count_in_parent: bool,
+    host: str | None, pipe: Any, count_in_parent: bool, fd: int,
 ) -> None:  # fmt: skip
     """Child process: produce batches into the pipe; the parent writes them to SQLite."""
     gc.disable()
@@ -44,7 +44,7 @@ def _worker(
             next_id, open_messages, host, lambda batch: pipe.send_bytes(b"R" + marshal.dumps(batch))
         )
         producer.defer_deliveries = True
-        with open_log(path) as handle:
+        with open_log(fd) as handle:  # the parent's descriptor: both read the same file
             handle.seek(offset)
             count_elsewhere = None
             if count_in_parent:
@@ -64,20 +64,23 @@ def produce_in_child(
     conn: sqlite3.Connection, path: Path, offset: int, sniff: bytes, clock: SyslogClock, next_id: int,
     open_messages: list, host: str | None,
 ) -> Totals:  # fmt: skip
-    with path.open("rb") as probe:
-        count_in_parent = probe.read(2) != b"\x1f\x8b"  # byte ranges of a gzip file are not lines
+    fd = os.open(path, os.O_RDONLY)  # opened once, before the fork: a rename cannot split the two
+    count_in_parent = os.pread(fd, 2, 0) != b"\x1f\x8b"  # byte ranges of a gzip file are not lines
     counter = ChunkScanner(clock)
     relays: dict = {}
     transports: dict[str, str] = {}
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(
-        target=_worker, args=(path, offset, sniff, clock, next_id, open_messages, host, send, count_in_parent),
+        target=_worker, args=(path, offset, sniff, clock, next_id, open_messages, host, send, count_in_parent, fd),
         daemon=True,
     )  # fmt: skip
-    child.start()
+    try:
+        child.start()
+    except BaseException:
+        os.close(fd)
+        raise
     send.close()
-    fd = os.open(path, os.O_RDONLY)
     try:
         while True:
             try:

@@ -8,6 +8,7 @@ process, or a pipe to the parent when a child process parses (``parallel.py``).
 from __future__ import annotations
 
 import gzip
+import os
 import resource
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,9 +29,10 @@ Batch = tuple[list, list, list]
 """``(messages, deliveries, rejects)`` rows, ready for ``store.save_rows``."""
 
 
-def open_log(path: Path) -> IO[bytes]:
-    """A log file for reading, transparently gunzipped (rotated ``.gz`` files)."""
-    raw = path.open("rb")
+def open_log(path: Path | int) -> IO[bytes]:
+    """A log file for reading, transparently gunzipped (rotated ``.gz`` files). An ``int``
+    is an open descriptor (duplicated, so closing the result leaves it open)."""
+    raw = path.open("rb") if isinstance(path, Path) else os.fdopen(os.dup(path), "rb")
     magic = raw.read(2)
     raw.seek(0)
     if magic == b"\x1f\x8b":
