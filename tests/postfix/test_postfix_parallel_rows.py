@@ -103,3 +103,23 @@ def test_a_failed_ingest_into_an_empty_store_keeps_every_index(tmp_path: Path, m
     with pytest.raises(IngestError, match="disk on fire"):
         save_log_file(conn, FIXTURES / "synthetic/mailcow-style-5k.log", reference=REFERENCE, now=0.0, parallel=True)
     assert _indexes(conn) == schema
+
+
+@pytest.mark.parametrize("second_parallel", [False, True], ids=["then-in-process", "then-child"])
+def test_resuming_in_the_child_stores_what_one_pass_stores(tmp_path: Path, second_parallel: bool) -> None:
+    """Half the log, then the rest appended: the child resumes at the cursor's byte offset,
+    carries the still-open messages, counts only the new lines, and keeps every index."""
+    lines = (FIXTURES / "synthetic/mailcow-style-5k.log").read_text().splitlines(keepends=True)
+    log = tmp_path / "mail.log"
+    log.write_text("".join(lines[:2600]))
+    conn = store.load_store(tmp_path / "two-steps.db")
+    first = save_log_file(conn, log, reference=REFERENCE, now=0.0, parallel=False)
+    with log.open("a") as handle:
+        handle.write("".join(lines[2600:]))
+    second = save_log_file(conn, log, reference=REFERENCE, now=1.0, parallel=second_parallel)
+    assert (first.lines, second.lines) == (2600, 2400)
+    assert second.note == f"resumed at byte {sum(len(line.encode()) for line in lines[:2600])}"
+    once = store.load_store(tmp_path / "once.db")
+    save_log_file(once, log, reference=REFERENCE, now=0.0, parallel=False)
+    assert _rows(conn) == _rows(once)
+    assert _indexes(conn) == _indexes(once)
