@@ -6,7 +6,7 @@
     demo_mail.py submit  INVENTORY HOST FROM TO SUBJECT [--header H]      a domain user's mail, submitted
                                                           with sendmail inside postfix-mailcow on HOST
     demo_mail.py wait-maildir DIR COUNT SECONDS          wait until the sink's Maildir holds COUNT messages
-    demo_mail.py imap INVENTORY HOST ADDRESS             list the mailbox's subjects over IMAPS
+    demo_mail.py imap INVENTORY HOST ADDRESS LAB_CA      list the mailbox's subjects over IMAPS (verified)
     demo_mail.py mon-fetch INVENTORY MON MX              run the monitoring host's dmarc-fetch job, then
                                                           dmarc.summary of its store
 
@@ -136,13 +136,19 @@ def wait_maildir(folder: str, count: int, seconds: float) -> None:
                          "see the relays' logs (var/<lab>/hosts/<host>/log/postfix.log)")
 
 
-def imap(inventory: str, host: str, address: str) -> None:
+def imap(inventory: str, host: str, address: str, lab_ca: str) -> None:
+    """Read the mailbox over IMAPS, verifying the host's certificate and name with the lab CA
+    (``var/lab/ca/ca.pem``): the emulated acme-mailcow issued it, as Let's Encrypt would."""
     inv = _inventory(inventory)
     password = (inv.secrets_dir / "mailboxes" / f"{address}.password").read_text().strip()
-    # A fresh Mailcow serves a self-signed certificate until ACME has run: no CA to check it against here.
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    with imaplib.IMAP4_SSL(inv.fleet.hosts[host].address, 993, ssl_context=context, timeout=30) as box:
+    target = inv.fleet.hosts[host]
+    context = ssl.create_default_context(cafile=lab_ca)
+
+    class _Imaps(imaplib.IMAP4_SSL):
+        def _create_socket(self, timeout):  # connect to the address, check the Mailcow hostname
+            return context.wrap_socket(imaplib.IMAP4._create_socket(self, timeout), server_hostname=target.hostname)
+
+    with _Imaps(target.address, 993, ssl_context=context, timeout=30) as box:
         box.login(address, password)
         box.select("INBOX", readonly=True)
         _, data = box.search(None, "ALL")

@@ -172,10 +172,15 @@ def test_a_dead_dovecot_is_restarted_by_up_and_serves_imaps(emulator_lab: Emulat
     assert lab.api("mx1", "GET", "get/status/containers")["dovecot-mailcow"]["state"] == "exited"
     lab.run("mx1", f"{compose} up -d 2>&1")
     assert lab.api("mx1", "GET", "get/status/containers")["dovecot-mailcow"]["state"] == "running"
-    context = ssl.create_default_context(cadata=lab.run("mx1", "cat /opt/mailcow-dockerized/data/assets/ssl/cert.pem"))
-    context.check_hostname = False  # the snake-oil certificate names mx1's FQDN; we dial its address
-    mx1 = lab.inventory().fleet.hosts["mx1"].address
-    with imaplib.IMAP4_SSL(mx1, 993, ssl_context=context, timeout=10) as imap:
+    # The emulated acme-mailcow issued mx1's certificate with the lab CA: verify chain and name.
+    context = ssl.create_default_context(cafile=str(lab.paths.state_dir / "ca" / "ca.pem"))
+    mx1 = lab.inventory().fleet.hosts["mx1"]
+
+    class Imaps(imaplib.IMAP4_SSL):
+        def _create_socket(self, timeout):  # dial mx1's address, check its Mailcow hostname
+            return context.wrap_socket(imaplib.IMAP4._create_socket(self, timeout), server_hostname=mx1.hostname)
+
+    with Imaps(mx1.address, 993, ssl_context=context, timeout=10) as imap:
         assert imap.login(f"alice@{DOMAIN}", PASSWORD)[0] == "OK"
 
 

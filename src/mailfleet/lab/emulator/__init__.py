@@ -14,6 +14,12 @@ state in ``/var/lib/docker/mailcow-emulator/``. ``postfix-mailcow`` writes the h
 ``/etc/postfix/main.cf`` (each host needs its own /etc) and runs ``postfix start|reload``;
 ``dovecot-mailcow`` uses ``/etc/dovecot/mailcow-emulator.conf``.
 
+Certificates: ``generate_config.sh`` makes a snake-oil certificate; the emulated
+``acme-mailcow`` (``runtime/mailcow_emulator/acme.py``) replaces it with one signed by the lab
+CA when the lab offers that CA inside the host at ``/var/lib/docker/mailcow-emulator/lab-ca/``
+(``ca.pem`` and ``ca.key``; ``LAB_CA_DIR_IN_HOST``), then reloads Dovecot, Postfix and the API
+server. Without the offer (or with ``SKIP_LETS_ENCRYPT=y``) the snake-oil certificate stays.
+
 Faults (written by ``lab.fault``, read on every API request and every ``update.sh`` run):
 ``/var/lib/docker/mailcow-emulator/faults.json`` inside the host, a JSON object::
 
@@ -31,6 +37,7 @@ from pathlib import Path
 from mailfleet.lab.emulator.repository import build_mailcow_repository
 
 FAULTS_PATH_IN_HOST = Path("/var/lib/docker/mailcow-emulator/faults.json")
+LAB_CA_DIR_IN_HOST = Path("/var/lib/docker/mailcow-emulator/lab-ca")
 
 
 def docker_shim_path() -> Path:
@@ -41,4 +48,4 @@ def docker_shim_path() -> Path:
     return shim
 
 
-__all__ = ["FAULTS_PATH_IN_HOST", "build_mailcow_repository", "docker_shim_path"]
+__all__ = ["FAULTS_PATH_IN_HOST", "LAB_CA_DIR_IN_HOST", "build_mailcow_repository", "docker_shim_path"]
