@@ -68,9 +68,10 @@ def _replace(path: Path, data: str, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def issue_if_needed(project_dir: Path, conf: dict[str, str], docker_root: Path) -> tuple[bool, str]:
+def issue_if_needed(project_dir: Path, conf: dict[str, str], docker_root: Path, acme_dir: Path) -> tuple[bool, str]:
     """Issue and install a CA-signed certificate when one is offered and the current one is not
-    good. Returns (installed a new certificate, what happened, for the service log). Raises
+    good. The domain key is made once in ``acme_dir`` (acme-mailcow's ``/var/lib/acme/acme/key.pem``
+    in its volume) and reused by every later issue, so a TLSA ``3 1 1`` record stays valid. Returns (installed a new certificate, what happened, for the service log). Raises
     RuntimeError when the CA is offered but issuing fails (the service then shows as failed)."""
     ca_dir = lab_ca_dir(docker_root)
     ca_pem, ca_key = ca_dir / "ca.pem", ca_dir / "ca.key"
@@ -86,12 +87,21 @@ def issue_if_needed(project_dir: Path, conf: dict[str, str], docker_root: Path) 
         return False, f"certificate for {', '.join(names)} is valid and signed by the lab CA; nothing to renew"
     with tempfile.TemporaryDirectory(prefix="acme-emulator-") as work:
         key, csr, cert, ext = (Path(work) / n for n in ("key.pem", "req.csr", "cert.pem", "ext.cnf"))
+        acme_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(acme_dir, 0o700)
+        kept_key = acme_dir / "key.pem"
+        if not kept_key.is_file():
+            made = _openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)])
+            if made.returncode != 0:
+                raise RuntimeError(f"openssl genpkey failed: {made.stderr.strip()[-500:]}")
+            _replace(kept_key, key.read_text(), 0o600)
+        key.write_text(kept_key.read_text())
         san = ",".join(f"DNS:{n}" for n in names)
         ext.write_text(f"subjectAltName={san}\nbasicConstraints=critical,CA:FALSE\n"
                        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
                        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
         steps = [
-            ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+            ["req", "-new", "-key", str(key), "-out", str(csr),
              "-subj", f"/CN={names[0]}"],
             ["x509", "-req", "-in", str(csr), "-CA", str(ca_pem), "-CAkey", str(ca_key), "-out", str(cert),
              "-days", str(VALID_DAYS), "-set_serial", "0x" + secrets.token_hex(16), "-extfile", str(ext)],

@@ -245,7 +245,8 @@ def run_acme(project: Project) -> tuple[bool, str]:
     """acme-mailcow's start (and its renewal check): a lab-CA certificate when one is offered
     (see ``acme.py``); after installing one, restart what serves it, as acme-mailcow does."""
     try:
-        changed, what = acme.issue_if_needed(project.dir, realise.load_conf(project.dir), project.paths.root)
+        changed, what = acme.issue_if_needed(project.dir, realise.load_conf(project.dir), project.paths.root,
+                                            project.paths.state_dir / "acme")
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         return False, f"acme-mailcow (emulated): {exc}"
     project.log("acme-mailcow", what)
