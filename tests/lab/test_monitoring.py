@@ -224,6 +224,10 @@ def test_monitoring_role_schedules_jobs_that_fill_the_stores(lab_fleet: Path, re
     books = _monitoring_books(report_mailbox, user)
     mon1 = inv.fleet.hosts["mon1"]
 
+    # The logs-pull job reads mx1's Mailcow: make sure it is installed whatever ran before
+    # (a no-op when the deploy tests already converged it).
+    mx1 = deploy_fleet(inv, [inv.fleet.hosts["mx1"]], check=False)["mx1"]
+    assert mx1.ok, mx1.error
     outcome = deploy_fleet(inv, [mon1], check=False, books=books)["mon1"]
     assert outcome.ok, outcome.error
     _on_mon1(lab_fleet, "\n".join(write_file_script(CA_ON_MON1, report_mailbox.ca.read_text(), 0o644)))
