@@ -1,10 +1,16 @@
-"""Small helpers for lab tests: run a command on a lab host with its pinned key."""
+"""Small helpers for lab tests: run a command on a lab host with its pinned key, stop a daemon
+by its pid file, bring up a private lab."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from mailfleet.inventory import load_valid_inventory
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_on(inventory: Path, host: str, command: str, timeout: int = 20) -> str:
@@ -19,3 +25,61 @@ def run_on(inventory: Path, host: str, command: str, timeout: int = 20) -> str:
         return result.stdout
     finally:
         conn.close()
+
+
+def stop_by_pid_file(pid_file: Path, *, wait_s: float = 5.0) -> None:
+    """Stop a daemon a test started (SIGTERM to the PID in its pid file) and wait until it is gone."""
+    import os
+    import time
+
+    if not pid_file.exists():
+        return
+    pid = int(pid_file.read_text().split()[0])
+    try:
+        os.kill(pid, 15)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+@contextmanager
+def private_lab(name: str, prefix: str, subnets: tuple[str, ...], hosts: int = 2) -> Iterator[Any]:
+    """A small lab of a test's own under var/lab-<name>-<pid>, on the first free subnet of
+    ``subnets`` (another session's lab may hold one); skipped when none is free, always taken down."""
+    import os
+    import shutil
+
+    import pytest
+
+    from mailfleet.lab.lifecycle import lab_down, lab_up
+    from mailfleet.lab.model import LabSpace
+    from mailfleet.lab.state import LabPaths
+    from mailfleet.lab.system import LabError
+
+    root = REPO / "var" / f"lab-{name}-{os.getpid()}"
+    paths = LabPaths(state_dir=root / "lab", inventory=root / "inventory" / "lab.yaml",
+                     example=REPO / "inventory" / "example.yaml")
+    space = None
+    try:
+        for subnet in subnets:
+            try:
+                space = LabSpace(prefix=prefix, subnet=subnet)
+                lab_up(paths, hosts, space, say=lambda _: None)
+                break
+            except LabError as exc:
+                if "subnet" not in str(exc) and "clash" not in str(exc):
+                    raise
+                space = None
+        if space is None:
+            pytest.skip(f"none of {', '.join(subnets)} is free for a private lab")
+        yield paths
+    finally:
+        if space is not None:
+            lab_down(paths, space, say=lambda _: None)
+        shutil.rmtree(root, ignore_errors=True)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_helpers import run_on
+from lab_helpers import private_lab, run_on
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
@@ -29,32 +28,8 @@ SUBNETS = ("10.87.0.0/24", "10.88.0.0/24", "10.89.0.0/24")
 def fresh_lab() -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("lab tests need root (network namespaces, mounts); run as root, as CI does")
-    from mailfleet.lab.lifecycle import lab_down, lab_up
-    from mailfleet.lab.model import LabSpace
-    from mailfleet.lab.state import LabPaths
-    from mailfleet.lab.system import LabError
-
-    root = REPO / "var" / f"lab-deploy-fresh-{os.getpid()}"
-    paths = LabPaths(state_dir=root / "lab", inventory=root / "inventory" / "lab.yaml",
-                     example=REPO / "inventory" / "example.yaml")
-    space = None
-    try:
-        for subnet in SUBNETS:  # another session's lab may hold a subnet: take a free one
-            try:
-                space = LabSpace(prefix="mfdf", subnet=subnet)
-                lab_up(paths, 2, space, say=lambda _: None)
-                break
-            except LabError as exc:
-                if "subnet" not in str(exc) and "clash" not in str(exc):
-                    raise
-                space = None
-        if space is None:
-            pytest.skip(f"none of {', '.join(SUBNETS)} is free for a private lab")
+    with private_lab("deploy-fresh", "mfdf", SUBNETS) as paths:
         yield paths.inventory
-    finally:
-        if space is not None:
-            lab_down(paths, space, say=lambda _: None)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_first_deploy_installs_mailcow_and_the_second_changes_nothing(fresh_lab: Path) -> None:

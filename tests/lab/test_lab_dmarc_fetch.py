@@ -27,6 +27,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from lab_helpers import stop_by_pid_file
 
 from mailfleet.dmarc import fetch as fetch_module
 from mailfleet.dmarc.fetch import ImapSettings, fetch_reports
@@ -160,18 +161,7 @@ mail_location = maildir:{mail}/%n/Maildir
     try:
         yield Dovecot(port, ca, folder, starttls_port)
     finally:
-        if pid_file.exists():
-            pid = int(pid_file.read_text().split()[0])
-            try:
-                os.kill(pid, 15)
-            except ProcessLookupError:
-                pass
-            for _ in range(100):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.05)
+        stop_by_pid_file(pid_file)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_helpers import run_on
+from lab_helpers import private_lab, run_on
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
@@ -36,33 +35,9 @@ def _digest(folder: Path) -> str:
 def trust_lab() -> Iterator[tuple[Path, Path, str]]:
     if os.geteuid() != 0:
         pytest.skip("lab tests need root (network namespaces, mounts); run as root, as CI does")
-    from mailfleet.lab.lifecycle import lab_down, lab_up
-    from mailfleet.lab.model import LabSpace
-    from mailfleet.lab.state import LabPaths
-    from mailfleet.lab.system import LabError
-
-    root = REPO / "var" / f"lab-trust-{os.getpid()}"
-    paths = LabPaths(state_dir=root / "lab", inventory=root / "inventory" / "lab.yaml",
-                     example=REPO / "inventory" / "example.yaml")
     machine_before = _digest(MACHINE_SSL)
-    space = None
-    try:
-        for subnet in SUBNETS:  # another session's lab may hold a subnet: take a free one
-            try:
-                space = LabSpace(prefix="mfca", subnet=subnet)
-                lab_up(paths, 2, space, say=lambda _: None)
-                break
-            except LabError as exc:
-                if "subnet" not in str(exc) and "clash" not in str(exc):
-                    raise
-                space = None
-        if space is None:
-            pytest.skip(f"none of {', '.join(SUBNETS)} is free for a private lab")
+    with private_lab("trust", "mfca", SUBNETS) as paths:
         yield paths.inventory, paths.state_dir, machine_before
-    finally:
-        if space is not None:
-            lab_down(paths, space, say=lambda _: None)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_the_ca_key_is_private_and_the_machine_ssl_folder_is_untouched(trust_lab: tuple[Path, Path, str]) -> None:
