@@ -46,6 +46,7 @@ from pathlib import Path
 
 from mailfleet.dmarc.model import SECONDS_PER_DAY, Record, ReportMeta, TlsReport
 from mailfleet.errors import IngestError
+from mailfleet.sqlite_binding import bind_none_directly
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: aggregate reports and records
@@ -128,6 +129,7 @@ def load_store(path: Path | str) -> sqlite3.Connection:
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise IngestError(f"the database directory {path.parent} does not exist; create it or pass another --db")
+    bind_none_directly()
     try:
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
