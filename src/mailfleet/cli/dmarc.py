@@ -11,12 +11,15 @@ import glob
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Exit, task
 
 from mailfleet.cli.common import print_json, reports_errors
-from mailfleet.dmarc.model import Limits
 from mailfleet.errors import IngestError
+
+if TYPE_CHECKING:  # every `mailfleet` start imports this module; mailfleet.dmarc loads inside the tasks
+    from mailfleet.dmarc.model import Limits
 
 MIB = 1024 * 1024
 LIMIT_HELP = {
@@ -29,6 +32,8 @@ LIMIT_HELP = {
 
 def _limits(max_input_mb: int | None, max_decompressed_mb: int | None, max_zip_members: int | None,
             max_records: int | None) -> Limits:
+    from mailfleet.dmarc.model import Limits
+
     base = Limits()
     try:
         return Limits(

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Exit, task
 
 from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
-from mailfleet.dns.model import RecordSet
-from mailfleet.dns.records import plan_records
-from mailfleet.dns.render_bind import render_bind
-from mailfleet.dns.render_octodns import render_octodns
-from mailfleet.dns.render_table import render_json, render_table
-from mailfleet.dns.rules_check import Verdict
 from mailfleet.errors import MailfleetError
-from mailfleet.inventory import Inventory, load_valid_inventory
+
+# Every `mailfleet` start imports this module: the inventory (ruamel.yaml) and the record planner
+# (cryptography via mailfleet.dkim) load inside the tasks that use them; these names are annotations.
+if TYPE_CHECKING:
+    from mailfleet.dns.model import RecordSet
+    from mailfleet.dns.rules_check import Verdict
+    from mailfleet.inventory import Inventory
 
 FORMATS = ("table", "bind", "json", "octodns")
 _INVENTORY_HELP = "inventory file (default: $MAILFLEET_INVENTORY, inventory/lab.yaml while a lab is up, else inventory/example.yaml)"
@@ -63,6 +64,7 @@ def load_record_set(inv: Inventory, domain_name: str, tlsa_pairs: list[str] | No
         for host, error in errors.items():
             print(f"warning: no TLSA for {host}: {error}", file=sys.stderr)
     from mailfleet.dkim.publications import load_publications  # cryptography: load when used
+    from mailfleet.dns.records import plan_records
 
     return plan_records(inv.fleet, domain, load_publications(inv.secrets_dir, domain), tlsa)
 
@@ -82,6 +84,11 @@ def records(c, domain=None, format="table", soa=None, tlsa=None, tlsa_from_hosts
         raise Exit(f"error: --format must be one of {', '.join(FORMATS)}, not {format!r}", code=2)
     if not domain:
         raise Exit("error: this task needs --domain NAME", code=2)
+    from mailfleet.dns.render_bind import render_bind
+    from mailfleet.dns.render_octodns import render_octodns
+    from mailfleet.dns.render_table import render_json, render_table
+    from mailfleet.inventory import load_valid_inventory
+
     inv = load_valid_inventory(default_inventory_path(inventory))
     record_set = load_record_set(inv, domain, tlsa, tlsa_from_hosts)
     if format == "json":
@@ -143,6 +150,8 @@ def check(c, domain=None, all=False, nameserver=None, tlsa=None, tlsa_from_hosts
     """Compare published DNS with the records DOMAIN needs; exit 1 on drift."""
     if not domain and not all:
         raise Exit("error: this task needs --domain NAME (or --all)", code=2)
+    from mailfleet.inventory import load_valid_inventory
+
     inv = load_valid_inventory(default_inventory_path(inventory))
     assert inv.fleet is not None
     names = [d.name for d in inv.fleet.domains.values()] if all else [domain]

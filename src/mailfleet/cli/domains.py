@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from invoke import Collection, Exit, task
 
 from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
-from mailfleet.inventory import load_valid_inventory
 
 if TYPE_CHECKING:
     from mailfleet.domains.push import PushReport
@@ -106,6 +105,8 @@ def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=Non
     """
     if not domain:
         raise Exit("error: add-domain needs --domain NAME", code=2)
+    from mailfleet.inventory import load_valid_inventory  # ruamel.yaml: load when used
+
     inv = load_valid_inventory(default_inventory_path(inventory))
     if key_size is not None and not str(key_size).isdigit():
         raise Exit(f"error: --key-size must be a number of bits such as 2048, not {key_size!r}", code=2)
@@ -145,6 +146,8 @@ def add_domain(c, domain=None, inbound=None, relay=None, transactional_relay=Non
 @reports_errors
 def sync(c, check=False, json=False, inventory=None):
     """Reconcile every inventory domain with every Mailcow host; report drift and fix it."""
+    from mailfleet.inventory import load_valid_inventory  # ruamel.yaml: load when used
+
     inv = load_valid_inventory(default_inventory_path(inventory))
     from mailfleet.domains.sync import sync_domains
 
@@ -198,6 +201,7 @@ def rotate(c, domain=None, selector=None, nameserver=None, grace_days=7, check=F
 
     from mailfleet.dkim.rotate import rotate_dkim
     from mailfleet.dns.render_bind import render_txt_strings
+    from mailfleet.inventory import load_valid_inventory
 
     if not domain:
         raise Exit("error: dkim.rotate needs --domain NAME", code=2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from invoke import Collection, Exit, task
 
 from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
-from mailfleet.inventory import load_inventory
 
 
 @task(help={"inventory": "inventory file (default: $MAILFLEET_INVENTORY, inventory/lab.yaml while a lab is up, "
@@ -14,6 +13,8 @@ from mailfleet.inventory import load_inventory
 @reports_errors
 def check(c, inventory=None, json=False):
     """Validate the inventory; list every problem at once; exit 1 if there is any."""
+    from mailfleet.inventory import load_inventory  # ruamel.yaml: load when used
+
     path = default_inventory_path(inventory)
     loaded = load_inventory(path)
     if json:

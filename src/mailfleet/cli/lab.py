@@ -5,12 +5,16 @@ from __future__ import annotations
 from invoke import Collection, Exit, task
 
 from mailfleet.cli.common import print_json, reports_errors
-from mailfleet.lab.state import default_paths
 
 _DIR_HELP = "the lab's state folder (default: var/lab in the repository)"
 _INV_HELP = "where the lab's inventory is written (default: inventory/lab.yaml)"
 _PREFIX_HELP = "the lab's name prefix (default mflab); only needed to find a lab whose state folder is gone"
 _SUBNET_HELP = "read from the lab's state; accepted so every lab task takes the same options"
+
+
+def _paths(dir, inventory):
+    from mailfleet.lab.state import default_paths  # pulls in the inventory (ruamel.yaml): load when used
+    return default_paths(dir, inventory)
 
 
 def _space(prefix, subnet):
@@ -26,7 +30,7 @@ def _space(prefix, subnet):
 def up(c, hosts=6, dir=None, inventory=None, prefix=None, subnet=None):
     """Start the lab fleet (or repair it); a running lab is left as it is."""
     from mailfleet.lab.lifecycle import lab_up
-    lab_up(default_paths(dir, inventory), int(hosts), _space(prefix, subnet))
+    lab_up(_paths(dir, inventory), int(hosts), _space(prefix, subnet))
 
 
 @task(help={"dir": _DIR_HELP, "inventory": _INV_HELP, "prefix": _PREFIX_HELP, "subnet": _SUBNET_HELP})
@@ -34,7 +38,7 @@ def up(c, hosts=6, dir=None, inventory=None, prefix=None, subnet=None):
 def down(c, dir=None, inventory=None, prefix=None, subnet=None):
     """Stop the lab and remove everything it made (processes, namespaces, links, files)."""
     from mailfleet.lab.lifecycle import lab_down
-    lab_down(default_paths(dir, inventory), _space(prefix, subnet))
+    lab_down(_paths(dir, inventory), _space(prefix, subnet))
 
 
 @task(help={"dir": _DIR_HELP, "inventory": _INV_HELP, "prefix": _SUBNET_HELP, "subnet": _SUBNET_HELP,
@@ -43,7 +47,7 @@ def down(c, dir=None, inventory=None, prefix=None, subnet=None):
 def status(c, dir=None, inventory=None, json=False, prefix=None, subnet=None):
     """Show each lab host: namespace, init, link, SSH with the pinned key, Postfix, Dovecot, API."""
     from mailfleet.lab.status import gather_status, render_status_table
-    report = gather_status(default_paths(dir, inventory))
+    report = gather_status(_paths(dir, inventory))
     if json:
         print_json(report)
     else:
@@ -62,7 +66,7 @@ def status(c, dir=None, inventory=None, json=False, prefix=None, subnet=None):
 def fault(c, host, kind, mode="500", delay=5.0, dir=None, inventory=None, prefix=None, subnet=None):
     """Inject a fault into one lab host (undo it with lab.heal)."""
     from mailfleet.lab.faults import apply_fault
-    apply_fault(default_paths(dir, inventory), host, kind, mode=mode, delay_s=float(delay))
+    apply_fault(_paths(dir, inventory), host, kind, mode=mode, delay_s=float(delay))
 
 
 @task(help={"host": "heal only this host (default: every host)", "dir": _DIR_HELP, "inventory": _INV_HELP,
@@ -71,7 +75,7 @@ def fault(c, host, kind, mode="500", delay=5.0, dir=None, inventory=None, prefix
 def heal(c, host=None, dir=None, inventory=None, prefix=None, subnet=None):
     """Clear injected faults: restart crashed hosts, raise cut links, remove API/update faults."""
     from mailfleet.lab.faults import heal_lab
-    heal_lab(default_paths(dir, inventory), host)
+    heal_lab(_paths(dir, inventory), host)
 
 
 def register(ns: Collection) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 from invoke import Collection, task
 
 from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
-from mailfleet.inventory import load_valid_inventory
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -46,6 +45,7 @@ def format_report(report: dict[str, Any]) -> str:
 @reports_errors
 def queue(c, host, inventory=None, json=False, pause_bulk=False, resume_bulk=False, push=None):
     """Show a host's mail queue by class (bulk/transactional) and transport; pause, resume, push."""
+    from mailfleet.inventory import load_valid_inventory  # ruamel.yaml: load when used
     from mailfleet.priority.queue import QueueError, run_queue_command
     from mailfleet.ssh import open_connection
 

@@ -8,8 +8,6 @@ from invoke import Collection, Exit, task
 
 from mailfleet.cli.common import default_inventory_path, reports_errors
 from mailfleet.errors import MailfleetError
-from mailfleet.inventory import load_valid_inventory, save_inventory
-from mailfleet.inventory.merge import merge_host_key
 
 
 @task(name="trust-host", help={
@@ -20,6 +18,9 @@ from mailfleet.inventory.merge import merge_host_key
 @reports_errors
 def trust_host(c, host, inventory=None, yes=False):
     """Show the SSH key a host presents and pin it in the inventory after you confirm."""
+    from mailfleet.inventory import load_valid_inventory, save_inventory  # ruamel.yaml: load when used
+    from mailfleet.inventory.merge import merge_host_key
+
     inv = load_valid_inventory(default_inventory_path(inventory))
     assert inv.fleet is not None
     if host not in inv.fleet.hosts:

@@ -21,15 +21,15 @@ from invoke import Collection, Exit, task
 
 from mailfleet.cli.common import default_inventory_path, print_json, reports_errors
 from mailfleet.errors import MailfleetError
-from mailfleet.inventory import load_valid_inventory, save_inventory
-from mailfleet.inventory.load import Inventory
-from mailfleet.upgrade.journal import Journal, default_journal_path, journal_lock, load_unfinished_run, new_run_id
-from mailfleet.upgrade.parse_journal import RunState
-from mailfleet.upgrade.plan import CheckResult, PlanRequest, UpgradePlan, plan_upgrade
-from mailfleet.upgrade.run import RolloutOutcome, run_rollout, start_run
 
-if TYPE_CHECKING:  # the SSH stack (paramiko, Fabric) loads only when a task needs it
+# Every `mailfleet` start imports this module: the inventory (ruamel.yaml), mailfleet.upgrade and the
+# SSH stack (paramiko, Fabric) load only when the task runs; these names are annotations.
+if TYPE_CHECKING:
+    from mailfleet.inventory.load import Inventory
     from mailfleet.upgrade.ops_ssh import SshHostOps
+    from mailfleet.upgrade.parse_journal import RunState
+    from mailfleet.upgrade.plan import CheckResult, UpgradePlan
+    from mailfleet.upgrade.run import RolloutOutcome
 
 DEFAULT_BACKUP_DIR = "/var/backups/mailcow"  # = ops_ssh.DEFAULT_BACKUP_DIR; a test keeps them equal
 
@@ -60,6 +60,9 @@ def upgrade(c, plan=False, yes=False, now=False, host=None, to=None, resume=Fals
             inventory=None, json=False, backup_dir=None, host_minutes=None, drain_threshold=10,
             health_timeout=180):
     """Rolling Mailcow upgrade: backup, drain, update.sh, health gates; halt and roll back on failure."""
+    from mailfleet.inventory import load_valid_inventory
+    from mailfleet.upgrade.journal import default_journal_path, journal_lock
+
     inv = load_valid_inventory(default_inventory_path(inventory))
     assert inv.fleet is not None
     journal_path = Path(journal) if journal else default_journal_path(inv.path)
@@ -81,6 +84,9 @@ def _upgrade(inv: Inventory, ops: SshHostOps, journal_path: Path, *, plan: bool,
              host: str | None, to: str | None, resume: bool, prefetch: bool, json: bool,
              host_minutes: int | None) -> None:
     assert inv.fleet is not None
+    from mailfleet.upgrade.journal import Journal, load_unfinished_run, new_run_id
+    from mailfleet.upgrade.run import run_rollout, start_run
+
     unfinished = load_unfinished_run(journal_path)
     if resume:
         minutes = host_minutes or (unfinished.host_minutes if unfinished else None) or 30
@@ -149,6 +155,7 @@ def _unfinished_message(run: RunState, path: Path) -> str:
 def _gather(inv: Inventory, ops: SshHostOps) -> dict[str, CheckResult]:
     assert inv.fleet is not None
     from mailfleet.ssh import run_on_hosts
+    from mailfleet.upgrade.plan import CheckResult
 
     outcomes = run_on_hosts(list(inv.fleet.hosts.values()), ops.gather_check, max_parallel=6)
     return {name: (o.value if o.ok and o.value is not None else CheckResult(name, None, None, error=o.error))
@@ -185,6 +192,8 @@ def _make_plan(inv: Inventory, ops: SshHostOps, *, host: str | None, to: str | N
         else:
             print(message)
         return None
+    from mailfleet.upgrade.plan import PlanRequest, plan_upgrade
+
     return plan_upgrade(PlanRequest(inv.fleet, checks, target, _utc_now(), only=(host,) if host else (),
                                     ignore_windows=bool(now), host_time=host_time))
 
@@ -232,6 +241,9 @@ def _resume(inv: Inventory, ops: SshHostOps, run: RunState | None, journal_path:
     if plan:
         return
     _confirm(yes, f"Resume rollout {run.run} at {run.next_host()}?")
+    from mailfleet.upgrade.journal import Journal
+    from mailfleet.upgrade.run import run_rollout
+
     journal = Journal(journal_path, run.run, _utc_now)
     outcome = run_rollout(run, inv.fleet, journal, ops, _utc_now, ignore_windows=bool(now), host_time=host_time,
                           resumed=True, say=_say(json))
@@ -260,6 +272,8 @@ def _finish(inv: Inventory, outcome: RolloutOutcome, state: RunState, journal_pa
 
 
 def _move_pin(inv: Inventory, version: str) -> bool:
+    from mailfleet.inventory import save_inventory
+
     fleet_doc = inv.doc.get("fleet")
     if fleet_doc is None:
         return False
