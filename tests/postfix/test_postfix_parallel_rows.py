@@ -123,3 +123,28 @@ def test_resuming_in_the_child_stores_what_one_pass_stores(tmp_path: Path, secon
     save_log_file(once, log, reference=REFERENCE, now=0.0, parallel=False)
     assert _rows(conn) == _rows(once)
     assert _indexes(conn) == _indexes(once)
+
+
+MALFORMED = [
+    "Nov 28 10:00:05 mx1 extra postfix/smtpd[1]: CCCCC33333: client=x.example[192.0.2.2]",
+    "Nov 28 1x:00:05 mx1 postfix/qmgr[4]: CCCCC33333: removed",
+    "mx1 postfix/qmgr[4]: DDDDD44444: removed",
+]
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 300])
+def test_malformed_queue_id_lines_are_unparsed_in_both_paths_and_sampled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A queue-id marker without a proper envelope is counted by the counting process and
+    missing from the scan: the block is looked at again and the line named."""
+    from mailfleet.postfix import produce
+
+    monkeypatch.setattr(produce, "CHUNK", chunk)  # 300 bytes: many blocks, malformed lines in later ones
+    log = tmp_path / "mail.log"
+    log.write_text("\n".join(ODD + MALFORMED + ODD[-1:]) + "\n")
+    counts, rows = _ingest(tmp_path, log, parallel=True)
+    assert (counts, rows) == _ingest(tmp_path, log, parallel=False)
+    assert (counts["lines"], counts["unparsed"], counts["deliveries"]) == (10, 4, 2)
+    assert set(counts["unparsed_samples"]) == {ODD[3], *MALFORMED}
+    assert counts["events"] + counts["other"] + counts["unparsed"] == counts["lines"]

@@ -60,6 +60,13 @@ def _worker(
         pipe.close()
 
 
+def _read_block(fd: int, path: Path, start: int, end: int) -> str:
+    data = os.pread(fd, end - start, start)
+    if len(data) != end - start:
+        raise IngestError(f"{path} shrank while it was being read; nothing from it was stored.")
+    return data.decode("utf-8", errors="replace")
+
+
 def produce_in_child(
     conn: sqlite3.Connection, path: Path, offset: int, sniff: bytes, clock: SyslogClock, next_id: int,
     open_messages: list, host: str | None,
@@ -69,6 +76,7 @@ def produce_in_child(
     counter = ChunkScanner(clock)
     relays: dict = {}
     transports: dict[str, str] = {}
+    blocks: list[tuple[int, int, int]] = []  # (start, end, queue-id lines counted here)
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(
@@ -94,12 +102,15 @@ def produce_in_child(
                 store.save_rows(conn, messages, deliveries, rejects, first_new_id=next_id)
             elif kind == b"B":
                 start, end = marshal.loads(frame[1:])
-                data = os.pread(fd, end - start, start)
-                if len(data) != end - start:
-                    raise IngestError(f"{path} shrank while it was being read; nothing from it was stored.")
-                counter.count_lines(data.decode("utf-8", errors="replace"))
+                blocks.append((start, end, counter.count_lines(_read_block(fd, path, start, end))))
             elif kind == b"D":
-                return add_counted(pickle.loads(frame[1:]), counter.lines, counter.unparsed, counter.samples)
+                totals = pickle.loads(frame[1:])
+                if len(totals.matched_blocks) != len(blocks):
+                    raise IngestError(f"the parser process for {path} lost track of its blocks; nothing was stored.")
+                for (start, end, queue_marked), matched in zip(blocks, totals.matched_blocks, strict=True):
+                    if queue_marked != matched:  # malformed queue-id lines: rare, read the block again
+                        counter.settle(_read_block(fd, path, start, end), queue_marked, matched)
+                return add_counted(totals, counter.lines, counter.unparsed, counter.samples)
             else:
                 reason = frame[1:].decode(errors="replace")
                 raise IngestError(f"parsing {path} failed ({reason}); nothing from it was stored.")

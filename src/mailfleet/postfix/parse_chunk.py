@@ -3,14 +3,18 @@ the lines that carry a queue id or ``NOQUEUE`` in a whole block of text at C spe
 hand back their envelopes.
 
 Half of a Mailcow log is postscreen, TLS and connect chatter that never names a queue id.
-A per-line Python parser pays for every one of those lines; here one regular expression
-with a literal prefix (``]: QID: ``) skips them inside the regex engine, and only matching
-lines are sliced apart in Python. The per-line parser (``parse_line``) stays the reference
-and handles the other wrappers; tests check both agree on every fixture.
+A per-line Python parser pays for every one of those lines; here one regular expression,
+anchored at each newline and possessive throughout (no backtracking), matches only the
+queue-id lines and splits them into ``stamp, host, tag, qid, rest`` inside the regex engine
+(``findall``): Python sees only the pieces of matching lines. The per-line parser
+(``parse_line``) stays the reference and handles the other wrappers; tests check both agree
+on every fixture.
 
 A line counts as *unparsed* when it has no ``tag[pid]: `` marker at all (Postfix always
-logs its pid), or when the text before a queue-id marker is not a valid
-``<stamp> <host> <tag>[pid]`` envelope.
+logs its pid), when it has a queue-id marker (``[pid]: QID: ``) but not the
+``<stamp> <host> <tag>[pid]`` envelope before it, or when its stamp is not a date. The line
+counting (``count_lines``) counts the marked lines, the scan counts the matched ones; the
+difference is the malformed lines, looked up line by line only in a block that has some.
 
 ``feed`` is the production loop (scan, parse and correlate fused, no intermediate tuples);
 ``scan`` is the same scan as a plain generator of envelopes, kept simple for tests.
@@ -31,11 +35,19 @@ from mailfleet.postfix.parse_events import (
 )
 from mailfleet.postfix.parse_line import MONTHS, SyslogClock, parse_rfc3339
 
-_QID_MARK = re.compile(
-    r"\]: ([0-9A-F]{5,20}|[0-9BCDFGHJKLMNPQRSTVWXYbcdfghjklmnpqrstvwxy]{6,}z"
-    r"[0-9BCDFGHJKLMNPQRSTVWXYbcdfghjklmnpqrstvwxy]+|NOQUEUE): ([^\n]*)"
+_QID = (
+    r"[0-9A-F]{5,20}|[0-9BCDFGHJKLMNPQRSTVWXYbcdfghjklmnpqrstvwxy]{6,}z"
+    r"[0-9BCDFGHJKLMNPQRSTVWXYbcdfghjklmnpqrstvwxy]+|NOQUEUE"
 )
-_PID_MARK = re.compile(r"\[\d+\]: ")
+# The envelope of a queue-id line: the stamp runs to the first space after the line's first
+# colon ("Nov 26 00:00:05", "2025-11-27T00:00:01.5+01:00"), then host, tag, [pid], queue id.
+_HEAD = r"([^:\n]*+:[^ \n]*+) ([^ \n]++) ([^ \n\[]++)\[\d++\]: (" + _QID + r"): ([^\n]*+)"
+_QUEUE_LINE = re.compile(r"\n" + _HEAD)
+_FIRST_QUEUE_LINE = re.compile(_HEAD)
+# Every "[pid]: " marker; the group is ":" when a queue id follows, else "" (one-character
+# strings are cached by CPython, so the list costs no new strings).
+_PID_MARK = re.compile(r"\[\d+\]: (?:(?:" + _QID + r")(:) )?")
+_QID_MARK = re.compile(r"\[\d+\]: (?:" + _QID + r"): ")
 
 Match = tuple[float, str, str, str, str]
 """``(ts, host, tag, qid, rest)``."""
@@ -52,6 +64,7 @@ class ChunkScanner:
         self._last_stamp = ""
         self._last_ts = 0.0
         self._minutes: dict[str, float] = {}
+        self.matched_blocks = []
 
     def _stamp(self, stamp: str) -> float | None:
         if stamp == self._last_stamp:
@@ -81,60 +94,72 @@ class ChunkScanner:
         self._last_ts = ts
         return ts
 
+    def _queue_lines(self, text: str) -> list[tuple[str, str, str, str, str]]:
+        """``(stamp, host, tag, qid, rest)`` of every queue-id line with a well-formed envelope;
+        ``rest`` may still end in ``\\r``."""
+        found = _QUEUE_LINE.findall(text)
+        first = _FIRST_QUEUE_LINE.match(text)  # the block's first line has no newline before it
+        if first is not None:
+            found.insert(0, first.groups())
+        return found
+
     def scan(self, text: str) -> Iterator[Match]:
         """Envelopes of the queue-id lines of ``text`` (complete lines, ``\\n``-separated)."""
-        lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
-        self.lines += lines
-        marked = len(_PID_MARK.findall(text))  # one "[pid]: " per syslog line
-        if marked < lines:
-            self._count_unmarked(text)
-        stamp_of = self._stamp
-        rfind = text.rfind
-        for found in _QID_MARK.finditer(text):
-            end = found.start()
-            start = rfind("\n", 0, end) + 1
-            head = text[start:end]  # "<stamp> <host> <tag>[<pid>"
-            bracket = head.rfind("[")
-            space = head.rfind(" ", 0, bracket)
-            if bracket == -1 or space == -1 or not head[bracket + 1 :].isdigit():
-                self._bad(text, start)
-                continue
-            stamp_end = head.find(" ", head.find(":"))
-            host_start = stamp_end + 1
-            if space <= host_start or " " in head[host_start:space]:
-                self._bad(text, start)
-                continue
-            ts = stamp_of(head[:stamp_end])
+        queue_marked = self.count_lines(text)
+        found = self._queue_lines(text)
+        self.settle(text, queue_marked, len(found))
+        for stamp, host, tag, qid, rest in found:
+            ts = self._stamp(stamp)
             if ts is None:
-                self._bad(text, start)
+                self._bad(text, f"{stamp} {host} {tag}[")
                 continue
-            rest = found.group(2)
             if rest.endswith("\r"):
                 rest = rest[:-1]
-            yield ts, head[host_start:space], head[space + 1 : bracket], found.group(1), rest
+            yield ts, host, tag, qid, rest
 
-    def count_lines(self, text: str) -> None:
-        """Count ``text``'s lines and its unmarked (unparsed) lines. ``feed`` does this too
-        unless told the parent process does it (``parallel.py``: balancing the two cores)."""
+    def count_lines(self, text: str) -> int:
+        """Count ``text``'s lines and its unmarked (unparsed) lines; return how many lines carry
+        a queue-id marker, for ``settle``. ``feed`` does this too unless told the parent
+        process does it (``parallel.py``: balancing the two cores)."""
         lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
         self.lines += lines
-        if len(_PID_MARK.findall(text)) < lines:
+        marks = _PID_MARK.findall(text)  # one per syslog line
+        if len(marks) < lines:
             self._count_unmarked(text)
+        return len(marks) - marks.count("")
+
+    def settle(self, text: str, queue_marked: int, matched: int) -> None:
+        """Count the queue-id lines of ``text`` that the envelope did not match (a block where
+        ``count_lines`` saw more markers than the scan matched); rare, so line by line."""
+        if queue_marked == matched:
+            return
+        for line in text.split("\n"):
+            if _QID_MARK.search(line) is not None and _FIRST_QUEUE_LINE.match(line) is None:
+                self.unparsed += 1
+                if len(self.samples) < 5:
+                    self.samples.append(line[:200])
+
+    matched_blocks: list[int]
+    """Queue-id lines matched per block fed with ``count=False``, for the counting process."""
 
     def feed(
         self, text: str, correlator: Correlator, host_override: str | None, hosts: set[str],
         full: Callable[[], bool], flush: Callable[[], None], count: bool = True, defer_deliveries: bool = False,
-    ) -> int:
+    ) -> int:  # fmt: skip
         """``scan`` fused with event parsing and correlation: the five most frequent lines
         (delivery, queue active, client, removal, message-id) go straight to the correlator
         without an event tuple. Returns the number of events; calls ``flush`` whenever
-        ``full()`` says a batch of rows is ready. ``count`` False leaves the line count and
-        the unmarked lines to ``count_lines`` elsewhere; ``defer_deliveries`` leaves the
-        delivery fields to ``correlate.expand_deliveries`` in the writing process."""
+        ``full()`` says a batch of rows is ready. ``count`` False leaves the line count, the
+        unmarked lines and ``settle`` to the process that counts (``matched_blocks`` tells it
+        what this scan matched); ``defer_deliveries`` leaves the delivery fields to
+        ``correlate.expand_deliveries`` in the writing process."""
+        queue_marked = self.count_lines(text) if count else -1
+        found = self._queue_lines(text)
         if count:
-            self.count_lines(text)
+            self.settle(text, queue_marked, len(found))
+        else:
+            self.matched_blocks.append(len(found))
         stamp_of = self._stamp
-        rfind = text.rfind
         delivery = correlator.delivery
         delivery_unparsed = correlator.delivery_unparsed
         removed = correlator.removed
@@ -147,37 +172,20 @@ class ChunkScanner:
         last_host = None
         last_stamp = ""
         ts: float | None = 0.0
-        find = text.find
-        for found in _QID_MARK.finditer(text):
-            end = found.start()  # the "]" closing "[pid"
-            start = rfind("\n", 0, end) + 1
-            bracket = rfind("[", start, end)
-            space = rfind(" ", start, bracket)
-            stamp_end = find(" ", find(":", start, space), space)
-            if bracket == -1 or space == -1 or stamp_end == -1 or stamp_end < start:
-                self._bad(text, start)
-                continue
-            stamp = text[start:stamp_end]
+        for stamp, host, tag, qid, rest in found:
             if stamp != last_stamp:
                 ts = stamp_of(stamp)
                 if ts is None:
-                    self._bad(text, start)
+                    self._bad(text, f"{stamp} {host} {tag}[")
+                    last_stamp = ""
                     continue
                 last_stamp = stamp
             if host_override is None:
-                host = text[stamp_end + 1 : space]
-                if host is not last_host and host != last_host:
-                    if not host or " " in host:
-                        self._bad(text, start)
-                        continue
+                if host != last_host:
                     hosts.add(host)
                     last_host = host
-                else:
-                    host = last_host
             else:
                 host = host_override
-            tag = text[space + 1 : bracket]
-            qid, rest = found.group(1, 2)
             if rest.endswith("\r"):
                 rest = rest[:-1]
             if rest.startswith("to="):
@@ -218,9 +226,12 @@ class ChunkScanner:
                     events += 1
         return events
 
-    def _bad(self, text: str, start: int) -> None:
+    def _bad(self, text: str, head: str) -> None:
+        """A queue-id line whose stamp is not a date; ``head`` finds it for the sample."""
         self.unparsed += 1
         if len(self.samples) < 5:
+            start = max(text.find(head), 0)
+            start = text.rfind("\n", 0, start) + 1
             end = text.find("\n", start)
             self.samples.append(text[start : end if end != -1 else len(text)][:200])
 
