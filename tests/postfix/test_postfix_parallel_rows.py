@@ -129,6 +129,7 @@ MALFORMED = [
     "Nov 28 10:00:05 mx1 extra postfix/smtpd[1]: CCCCC33333: client=x.example[192.0.2.2]",
     "Nov 28 1x:00:05 mx1 postfix/qmgr[4]: CCCCC33333: removed",
     "mx1 postfix/qmgr[4]: DDDDD44444: removed",
+    "Nov 28 10:00:06 mx1 postfix/qmgr[\u0664]: EEEEE55555: removed",  # a pid in non-ASCII digits is no marker
 ]
 
 
@@ -145,6 +146,6 @@ def test_malformed_queue_id_lines_are_unparsed_in_both_paths_and_sampled(
     log.write_text("\n".join(ODD + MALFORMED + ODD[-1:]) + "\n")
     counts, rows = _ingest(tmp_path, log, parallel=True)
     assert (counts, rows) == _ingest(tmp_path, log, parallel=False)
-    assert (counts["lines"], counts["unparsed"], counts["deliveries"]) == (10, 4, 2)
+    assert (counts["lines"], counts["unparsed"], counts["deliveries"]) == (11, 5, 2)
     assert set(counts["unparsed_samples"]) == {ODD[3], *MALFORMED}
     assert counts["events"] + counts["other"] + counts["unparsed"] == counts["lines"]

@@ -60,11 +60,11 @@ def _worker(
         pipe.close()
 
 
-def _read_block(fd: int, path: Path, start: int, end: int) -> str:
+def _read_block(fd: int, path: Path, start: int, end: int) -> bytes:
     data = os.pread(fd, end - start, start)
     if len(data) != end - start:
         raise IngestError(f"{path} shrank while it was being read; nothing from it was stored.")
-    return data.decode("utf-8", errors="replace")
+    return data
 
 
 def produce_in_child(
@@ -102,14 +102,15 @@ def produce_in_child(
                 store.save_rows(conn, messages, deliveries, rejects, first_new_id=next_id)
             elif kind == b"B":
                 start, end = marshal.loads(frame[1:])
-                blocks.append((start, end, counter.count_lines(_read_block(fd, path, start, end))))
+                blocks.append((start, end, counter.count_raw_lines(_read_block(fd, path, start, end))))
             elif kind == b"D":
                 totals = pickle.loads(frame[1:])
                 if len(totals.matched_blocks) != len(blocks):
                     raise IngestError(f"the parser process for {path} lost track of its blocks; nothing was stored.")
                 for (start, end, queue_marked), matched in zip(blocks, totals.matched_blocks, strict=True):
                     if queue_marked != matched:  # malformed queue-id lines: rare, read the block again
-                        counter.settle(_read_block(fd, path, start, end), queue_marked, matched)
+                        text = _read_block(fd, path, start, end).decode("utf-8", errors="replace")
+                        counter.settle(text, queue_marked, matched)
                 return add_counted(totals, counter.lines, counter.unparsed, counter.samples)
             else:
                 reason = frame[1:].decode(errors="replace")

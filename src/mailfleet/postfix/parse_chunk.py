@@ -41,13 +41,15 @@ _QID = (
 )
 # The envelope of a queue-id line: the stamp runs to the first space after the line's first
 # colon ("Nov 26 00:00:05", "2025-11-27T00:00:01.5+01:00"), then host, tag, [pid], queue id.
-_HEAD = r"([^:\n]*+:[^ \n]*+) ([^ \n]++) ([^ \n\[]++)\[\d++\]: (" + _QID + r"): ([^\n]*+)"
+_HEAD = r"([^:\n]*+:[^ \n]*+) ([^ \n]++) ([^ \n\[]++)\[[0-9]++\]: (" + _QID + r"): ([^\n]*+)"
 _QUEUE_LINE = re.compile(r"\n" + _HEAD)
 _FIRST_QUEUE_LINE = re.compile(_HEAD)
 # Every "[pid]: " marker; the group is ":" when a queue id follows, else "" (one-character
-# strings are cached by CPython, so the list costs no new strings).
-_PID_MARK = re.compile(r"\[\d+\]: (?:(?:" + _QID + r")(:) )?")
-_QID_MARK = re.compile(r"\[\d+\]: (?:" + _QID + r"): ")
+# strings and bytes are cached by CPython, so the list costs no new objects). ASCII [0-9],
+# not \d, so the str and bytes versions match the same lines.
+_PID_MARK = re.compile(r"\[[0-9]+\]: (?:(?:" + _QID + r")(:) )?")
+_PID_MARK_BYTES = re.compile(_PID_MARK.pattern.encode())
+_QID_MARK = re.compile(r"\[[0-9]+\]: (?:" + _QID + r"): ")
 
 Match = tuple[float, str, str, str, str]
 """``(ts, host, tag, qid, rest)``."""
@@ -127,6 +129,16 @@ class ChunkScanner:
         if len(marks) < lines:
             self._count_unmarked(text)
         return len(marks) - marks.count("")
+
+    def count_raw_lines(self, data: bytes) -> int:
+        """``count_lines`` on undecoded bytes (the counting process reads the file itself and
+        skips the decoding): newlines and the ASCII markers are the same bytes either way."""
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+        self.lines += lines
+        marks = _PID_MARK_BYTES.findall(data)
+        if len(marks) < lines:
+            self._count_unmarked(data.decode("utf-8", errors="replace"))
+        return len(marks) - marks.count(b"")
 
     def settle(self, text: str, queue_marked: int, matched: int) -> None:
         """Count the queue-id lines of ``text`` that the envelope did not match (a block where
