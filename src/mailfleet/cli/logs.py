@@ -161,7 +161,9 @@ def ingest(c, files=None, db=None, host=None, tz="UTC", inventory=None, json=Fal
             _, pairs = _inventory_addresses(Path(inventory))
             with conn:
                 store.save_host_addresses(conn, pairs)
-        counts = save_log_files(conn, paths, host=host, zone=zone, now=time.time())
+        # A first big ingest's trace indexes are built while the next task runs (and waited
+        # for before the command exits): see mailfleet.background.
+        counts = save_log_files(conn, paths, host=host, zone=zone, now=time.time(), indexes_in_background=True)
     finally:
         conn.close()
     _print_counts([describe(c) for c in counts], json)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from invoke import Collection, Program
 
-from mailfleet import __version__
+from mailfleet import __version__, background
 from mailfleet.cli import build_namespace
 
 _original_parse_tasks = Program.parse_tasks
@@ -79,12 +79,26 @@ def enable_variadic_arguments() -> None:
     Program.parse_tasks = _parse_tasks_with_variadic  # type: ignore[method-assign]
 
 
+def _run_then_wait(program: Program, argv: list[str]) -> None:
+    """Run the tasks, then wait for work they left running (``mailfleet.background``, e.g. the
+    trace indexes after ``logs.ingest``); a failure there makes a successful run exit 1 (it
+    was printed when it happened)."""
+    try:
+        program.run(argv)
+    except SystemExit as exc:
+        if background.wait_all() and exc.code in (0, None):
+            sys.exit(1)
+        raise
+    if background.wait_all():
+        sys.exit(1)
+
+
 def main() -> None:
     enable_variadic_arguments()
     namespace = build_namespace()
     program = Program(namespace=namespace, version=__version__, name="mailfleet", binary="mailfleet")
     try:
-        program.run([sys.argv[0], *help_first(sys.argv[1:], namespace)])
+        _run_then_wait(program, [sys.argv[0], *help_first(sys.argv[1:], namespace)])
     except BrokenPipeError:
         # `mailfleet dmarc.summary ... | head`: the reader left; stop quietly, like other Unix tools.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -28,6 +28,7 @@ from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import IO, Any
 
+from mailfleet import background
 from mailfleet.errors import IngestError
 from mailfleet.postfix import store
 from mailfleet.postfix.model import IngestCounts
@@ -36,6 +37,7 @@ from mailfleet.postfix.parse_line import Envelope, SyslogClock, parse_api_entrie
 from mailfleet.postfix.produce import SAMPLES, Producer, Totals, open_log, produce_file
 
 MAX_API_FILE = 256 << 20
+WAL_AUTOCHECKPOINT = 1000  # SQLite's default, in pages
 # Below this many bytes to read, a second process costs more than it saves.
 PARALLEL_MIN_BYTES = 16 << 20
 
@@ -90,17 +92,22 @@ def save_log_file(
     reference: datetime | None = None,
     now: float,
     parallel: bool | None = None,
+    indexes_in_background: bool = False,
 ) -> IngestCounts:
     """Ingest one file (plain, gzip, Docker json-file, RFC 3339, or Mailcow API JSON).
 
     ``parallel`` None decides by size: big plain files are parsed in a child process while
-    this one writes SQLite.
+    this one writes SQLite. A big first ingest into an empty store builds the lookup-only
+    indexes after its rows; ``indexes_in_background`` builds them after the commit on a
+    thread (``mailfleet.background``) instead of before it, so a next task (the summary,
+    which does not use them) runs meanwhile.
     """
     if not path.is_file():
         raise IngestError(f"{path} is not a file; pass Postfix log files (plain or .gz) to logs.ingest.")
     if reference is None:
         reference = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
     clock = SyslogClock(reference, zone)
+    deferred: list[str] = []  # lookup indexes left to the background build
     try:
         with open_log(path) as handle:
             first = handle.readline(1 << 16)
@@ -123,6 +130,9 @@ def save_log_file(
                     handle.seek(0)
                 first_delivery_id = store.next_delivery_id(conn)
                 first_message_id = store.next_message_id(conn)
+                fresh = first_message_id == first_delivery_id == 1
+                if not fresh:  # a background build that was cut off: rebuild before adding rows
+                    store.create_indexes(conn, store.missing_deferred_indexes(conn))
                 open_messages = store.load_open_messages(conn)
                 size = path.stat().st_size
                 if parallel is None:
@@ -133,11 +143,13 @@ def save_log_file(
                 try:
                     if parallel:
                         # An empty store gets its lookup-only indexes built once, at the end.
-                        deferred = store.drop_deferred_indexes(conn) if first_message_id == first_delivery_id == 1 else []
+                        deferred = store.drop_deferred_indexes(conn) if fresh else []
                         totals = produce_in_child(
                             conn, path, offset, first, clock, first_message_id, open_messages, host
                         )
-                        store.create_indexes(conn, deferred)
+                        if not indexes_in_background:
+                            store.create_indexes(conn, deferred)
+                            deferred = []
                     else:
                         producer = Producer(
                             first_message_id, open_messages, host,
@@ -153,12 +165,21 @@ def save_log_file(
                 if offset:
                     counts = replace(counts, note=f"resumed at byte {offset}")
                 store.save_ingest_record(conn, now, counts)
+                if deferred:  # the background build checkpoints once its indexes are in
+                    conn.execute("PRAGMA wal_autocheckpoint=0")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            finally:
+                if deferred:
+                    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise IngestError(f"cannot read {path}: {exc}; nothing from it was stored.") from None
+    if deferred:
+        db_path = store.database_file(conn)
+        builder = store.open_for_thread(db_path)
+        background.start(f"building the trace indexes of {db_path}", lambda: store.build_deferred_indexes(builder))
     return counts
 
 
@@ -253,9 +274,16 @@ def save_log_files(
     zone: tzinfo = timezone.utc,
     reference: datetime | None = None,
     now: float,
+    indexes_in_background: bool = False,
 ) -> list[IngestCounts]:
     """Ingest several files in the order given (rotate order: oldest first is best)."""
-    return [save_log_file(conn, Path(p), host=host, zone=zone, reference=reference, now=now) for p in paths]
+    return [
+        save_log_file(
+            conn, Path(p), host=host, zone=zone, reference=reference, now=now,
+            indexes_in_background=indexes_in_background,
+        )  # fmt: skip
+        for p in paths
+    ]
 
 
 def describe(counts: IngestCounts) -> dict[str, Any]:
