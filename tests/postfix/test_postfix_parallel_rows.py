@@ -149,3 +149,20 @@ def test_malformed_queue_id_lines_are_unparsed_in_both_paths_and_sampled(
     assert (counts["lines"], counts["unparsed"], counts["deliveries"]) == (11, 5, 2)
     assert set(counts["unparsed_samples"]) == {ODD[3], *MALFORMED}
     assert counts["events"] + counts["other"] + counts["unparsed"] == counts["lines"]
+
+
+def test_the_pipe_to_the_parent_holds_several_batches() -> None:
+    """Default Linux pipes (64 KB) hold less than one batch of rows; a deeper one lets the
+    faster stage run ahead instead of waiting for the other at every batch."""
+    import fcntl
+    import multiprocessing
+
+    from mailfleet.postfix.parallel import PIPE_BYTES, _deepen
+
+    receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
+    try:
+        _deepen(send)
+        assert fcntl.fcntl(send.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES >= 1 << 20
+    finally:
+        receive.close()
+        send.close()
