@@ -178,8 +178,12 @@ def save_log_file(
         raise IngestError(f"cannot read {path}: {exc}; nothing from it was stored.") from None
     if deferred:
         db_path = store.database_file(conn)
-        builder = store.open_for_thread(db_path)
-        background.start(f"building the trace indexes of {db_path}", lambda: store.build_deferred_indexes(builder))
+        try:
+            builder = store.open_for_thread(db_path)
+        except sqlite3.Error:  # no second connection (out of descriptors?): build them here
+            store.create_indexes(conn, store.missing_deferred_indexes(conn))
+        else:
+            background.start(f"building the trace indexes of {db_path}", lambda: store.build_deferred_indexes(builder))
     return counts
 
 
