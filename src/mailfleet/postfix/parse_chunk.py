@@ -66,7 +66,8 @@ class ChunkScanner:
         self._last_stamp = ""
         self._last_ts = 0.0
         self._minutes: dict[str, float] = {}
-        self.matched_blocks = []
+        # Queue-id lines matched per block fed with ``count=False``, for the counting process.
+        self.matched_blocks: list[int] = []
 
     def _stamp(self, stamp: str) -> float | None:
         if stamp == self._last_stamp:
@@ -150,9 +151,6 @@ class ChunkScanner:
                 self.unparsed += 1
                 if len(self.samples) < 5:
                     self.samples.append(line[:200])
-
-    matched_blocks: list[int]
-    """Queue-id lines matched per block fed with ``count=False``, for the counting process."""
 
     def feed(
         self, text: str, correlator: Correlator, host_override: str | None, hosts: set[str],
