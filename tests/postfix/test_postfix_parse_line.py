@@ -156,3 +156,24 @@ def test_chunk_scanner_agrees_with_the_line_parser_and_counts_unmarked_lines() -
         assert envelope is not None
         assert match[0] == envelope[0] and match[2] == envelope[2]
         assert f"{match[3]}: {match[4]}" == envelope[3]
+
+
+def test_rfc3339_fast_path_equals_the_general_parser_on_random_stamps() -> None:
+    """Whole seconds are cached per second and zone; the result must be the general parser's."""
+    import random
+
+    from mailfleet.postfix.parse_line import _parse_rfc3339, parse_rfc3339
+
+    rng = random.Random(7)
+    for _ in range(5000):
+        digits = rng.randrange(0, 10)
+        fraction = "." + "".join(rng.choice("0123456789") for _ in range(digits)) if digits else ""
+        zone = rng.choice(["Z", "+01:00", "-07:30", "+00:00", "+14:00"])
+        stamp = (
+            f"{rng.randrange(1990, 2040):04d}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}T"
+            f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}{fraction}{zone}"
+        )
+        assert parse_rfc3339(stamp) == _parse_rfc3339(stamp), stamp
+    # other shapes still go to the general parser
+    assert parse_rfc3339("2025-11-27 00:00:01") == _parse_rfc3339("2025-11-27T00:00:01+00:00")
+    assert parse_rfc3339("2025-11-27T00:00:01.5+01:00") == 1764198001.5

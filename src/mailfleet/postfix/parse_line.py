@@ -20,6 +20,7 @@ runs once per line on million-line files.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -77,8 +78,31 @@ class SyslogClock:
         raise ValueError(f"no year makes {month:02d}-{day:02d} valid before {self.reference.isoformat()}")
 
 
+# The usual shape (Docker's "time", rsyslog's RFC 3339 stamps): whole seconds, a fraction of up
+# to nine digits, "Z" or "+HH:MM". Every line has its own fraction, but the whole seconds repeat,
+# so their epoch is computed once per second and zone (``_SECONDS``), not per line.
+_USUAL_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d{1,9})?(Z|[+-]\d\d:\d\d)")
+_SECONDS: dict[str, float] = {}
+
+
 def parse_rfc3339(stamp: str) -> float:
     """Epoch seconds of an RFC 3339 stamp, nanoseconds allowed; a stamp without offset is UTC."""
+    usual = _USUAL_RFC3339.fullmatch(stamp)
+    if usual is None:
+        return _parse_rfc3339(stamp)
+    whole, fraction, zone = usual.groups()
+    key = whole + zone
+    base = _SECONDS.get(key)
+    if base is None:
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        base = _SECONDS[key] = _parse_rfc3339(key)
+    return base + float("0" + fraction) if fraction else base
+
+
+def _parse_rfc3339(stamp: str) -> float:
+    """Any stamp ``datetime.fromisoformat`` reads, the fraction split off first (it takes at
+    most microseconds) and added back."""
     dot = stamp.find(".")
     fraction = 0.0
     if dot != -1:
