@@ -37,7 +37,8 @@ def sysctl_path(key: str) -> str:
 
 def facts_for(host: Host, fleet: Fleet, steps: Sequence[PlaybookStep], file_paths: Sequence[str],
               sysctl_keys: Sequence[str]) -> list[Fact]:
-    """The facts the given steps read, in a stable order."""
+    """The facts the core step kinds read, in a stable order (the kinds other components add
+    bring theirs: ``extensions.extension_facts``; ``run.gather_and_plan`` asks both)."""
     kinds = {step.kind for step in steps}
     d = install_dir(fleet)
     facts: list[Fact] = []
@@ -87,7 +88,4 @@ def facts_for(host: Host, fleet: Fleet, steps: Sequence[PlaybookStep], file_path
                           f"printf '\\n---\\n'; cat {q(d + '/docker-compose.override.yml')}; fi",
                           p.parse_compose_services))
         facts.append(Fact("cert", f"cat {q(d + '/data/assets/ssl/cert.pem')}", str))
-    from mailfleet.deploy.extensions import extension_facts  # late: extensions imports this module
-
-    facts += extension_facts(host, fleet, steps)  # facts of step kinds other components add
     return facts

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailfleet.deploy.apply import apply_steps
+from mailfleet.deploy.extensions import extension_facts
 from mailfleet.deploy.facts import facts_for
 from mailfleet.deploy.gather import gather_api_facts, gather_facts, mailcow_running
 from mailfleet.deploy.merge_env import parse_env
@@ -58,7 +59,9 @@ def needs_api(job: HostJob) -> bool:
 
 
 def gather_and_plan(remote: Remote, job: HostJob) -> HostPlan:
-    facts = gather_facts(remote, facts_for(job.host, job.fleet, job.steps, _file_paths(job), _sysctl_keys(job)))
+    wanted = facts_for(job.host, job.fleet, job.steps, _file_paths(job), _sysctl_keys(job))
+    wanted += extension_facts(job.host, job.fleet, job.steps)  # facts of step kinds other components add
+    facts = gather_facts(remote, wanted)
     api: dict[str, Any] | None = None
     if needs_api(job) and mailcow_running(facts):
         prime = getattr(remote, "prime_api", None)
