@@ -43,13 +43,23 @@ def start(what: str, work: Callable[[], None]) -> None:
     thread.start()
 
 
-def wait_all() -> list[str]:
-    """Join everything started so far; return (and forget) the failures."""
+def join_all() -> None:
+    """Join everything started so far; failures stay for ``wait_all``. Called before the next
+    write to a store (``postfix.ingest``), outside any transaction: the background work may
+    need the write lock, and a thread busy in SQLite holds locks that a forked parser child
+    would inherit, held, with nobody left to release them."""
     while True:
         with _lock:
             if not _started:
-                failures = list(_failures)
-                _failures.clear()
-                return failures
+                return
             thread = _started.pop(0)
         thread.join()
+
+
+def wait_all() -> list[str]:
+    """Join everything started so far; return (and forget) the failures."""
+    join_all()
+    with _lock:
+        failures = list(_failures)
+        _failures.clear()
+    return failures

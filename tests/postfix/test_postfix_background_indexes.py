@@ -146,3 +146,37 @@ def test_logs_ingest_then_summary_in_one_command(
     summary, _ = decoder.raw_decode(out[end:].lstrip())
     assert counts["sources"][0]["lines"] == 5000 and summary["received"] > 0
     assert _indexes(db) == schema
+
+
+def test_a_second_file_forks_its_parser_only_after_the_first_files_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schema: list
+) -> None:
+    """Two big files into a fresh store in one call: the first leaves its indexes to the
+    background; the second forks its parser child only once that thread is done (a thread
+    busy in SQLite at fork time would leave the child locks nobody releases)."""
+    real_build = store.build_deferred_indexes
+    events: list[str] = []
+
+    def slow_build(conn: sqlite3.Connection) -> None:
+        threading.Event().wait(0.3)  # still running when the second file starts
+        real_build(conn)
+        events.append("indexes built")
+
+    real_fork = ingest.produce_in_child
+
+    def produce(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("second file parsed" if events else "first file parsed")
+        return real_fork(*args, **kwargs)
+
+    monkeypatch.setattr(store, "build_deferred_indexes", slow_build)
+    monkeypatch.setattr(ingest, "produce_in_child", produce)
+    lines = LOG.read_text().splitlines(keepends=True)
+    first, second = tmp_path / "mail.log.1", tmp_path / "mail.log"
+    first.write_text("".join(lines[:2500]))
+    second.write_text("".join(lines[2500:]))
+    conn = store.load_store(tmp_path / "logs.db")
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_BYTES", 0)
+    ingest.save_log_files(conn, [first, second], reference=REFERENCE, now=0.0, indexes_in_background=True)
+    assert background.wait_all() == []
+    assert events == ["first file parsed", "indexes built", "second file parsed"]
+    assert _indexes(tmp_path / "logs.db") == schema

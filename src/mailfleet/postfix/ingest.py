@@ -117,6 +117,9 @@ def save_log_file(
                 return _save_api_file(conn, path, handle, first, host, now)
             fingerprint = _fingerprint(first)
             key = f"file:{fingerprint}"
+            # The previous file's background index build first: it needs the write lock this
+            # transaction takes, and no thread may be inside SQLite when the parser forks.
+            background.join_all()
             store.begin_write(conn, str(path))
             try:
                 cursor = store.load_source(conn, key) or {
