@@ -47,6 +47,7 @@ from pathlib import Path
 from mailfleet.dmarc.model import SECONDS_PER_DAY, Record, ReportMeta, TlsReport
 from mailfleet.errors import IngestError
 from mailfleet.sqlite_binding import bind_none_directly
+from mailfleet.sqlite_migrate import apply_migrations
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: aggregate reports and records
@@ -144,26 +145,7 @@ def load_store(path: Path | str) -> sqlite3.Connection:
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Apply pending migrations, each in its own transaction; return the schema version."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
-        raise IngestError(f"the database has schema version {version}, newer than this mailfleet knows "
-                          f"({len(MIGRATIONS)}); upgrade mailfleet before using it")
-    for number in range(version, len(MIGRATIONS)):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(MIGRATIONS[number]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return len(MIGRATIONS)
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (ours contain no semicolons inside literals)."""
-    return [part.strip() for part in script.split(";") if part.strip()]
+    return apply_migrations(conn, MIGRATIONS, name="the DMARC database")
 
 
 # -- aggregate reports ----------------------------------------------------------------------------

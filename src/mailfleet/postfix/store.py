@@ -49,6 +49,7 @@ from typing import Any
 from mailfleet.errors import IngestError
 from mailfleet.postfix.correlate import DELIVERY_COLUMNS, MESSAGE_COLUMNS, REJECT_COLUMNS
 from mailfleet.sqlite_binding import bind_none_directly
+from mailfleet.sqlite_migrate import apply_migrations
 
 # How far apart (seconds) a hand-off line and the next hop's first line may be: the next
 # hop logs ``client=`` before the sender logs ``queued as``; hosts' clocks may drift.
@@ -152,26 +153,7 @@ def load_store(path: str | Path, create: bool = True) -> sqlite3.Connection:
 
 
 def migrate(conn: sqlite3.Connection, name: str | Path = "database") -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise IngestError(
-            f"{name} has log schema version {version}, newer than this mailfleet knows "
-            f"({SCHEMA_VERSION}); upgrade mailfleet before writing to it."
-        )
-    for number in range(version, SCHEMA_VERSION):
-        begin_write(conn, f"{name} (schema migration)")
-        try:
-            if conn.execute("PRAGMA user_version").fetchone()[0] > number:  # another process did it
-                conn.execute("COMMIT")
-                continue
-            for statement in MIGRATIONS[number].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    apply_migrations(conn, MIGRATIONS, name=f"log store {name}", begin=lambda c: begin_write(c, f"{name} (schema migration)"))
 
 
 # Indexes only lookups (trace) read, on values that arrive in random order: kept up to date
