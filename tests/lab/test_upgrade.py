@@ -21,7 +21,8 @@ from mailfleet.inventory import load_valid_inventory
 from mailfleet.mailcow import open_api
 from mailfleet.upgrade.journal import load_runs
 from mailfleet.upgrade.rules import check_down_intervals
-from upgrade_lab import MAILFLEET, REPO, downgrade_mailcow, install_mailcow, on_host
+from lab_helpers import run_on
+from upgrade_lab import MAILFLEET, REPO, downgrade_mailcow, install_mailcow
 
 pytestmark = pytest.mark.lab
 
@@ -80,7 +81,7 @@ class Lab:
             return api.get_version(), sorted(n for n, c in containers.items() if c.get("state") != "running")
 
     def head(self, host: str) -> str:
-        return on_host(self.inventory, host, "git -C /opt/mailcow-dockerized rev-parse HEAD").strip()
+        return run_on(self.inventory, host, "git -C /opt/mailcow-dockerized rev-parse HEAD", timeout=30).strip()
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +167,7 @@ def test_failing_third_host_halts_rolls_back_and_resume_finishes(lab):
     for host in order[:2]:
         assert lab.api_state(host) == (NEW, [])
     assert lab.api_state(third) == (OLD, [])            # rolled back, every container running
-    assert on_host(lab.inventory, third, "git -C /opt/mailcow-dockerized rev-parse --abbrev-ref HEAD").strip() == "master"
+    assert run_on(lab.inventory, third, "git -C /opt/mailcow-dockerized rev-parse --abbrev-ref HEAD", timeout=30).strip() == "master"
     for host in later:
         assert lab.api_state(host) == (OLD, []) and lab.head(host) == heads[host]
     run = load_runs(lab.journal)[-1]

@@ -104,15 +104,3 @@ def downgrade_mailcow(inventory: Path, version: str) -> list[str]:
         finally:
             conn.close()
     return changed
-
-
-def on_host(inventory: Path, host: str, command: str, timeout: int = 30) -> str:
-    inv = load_valid_inventory(inventory)
-    assert inv.fleet is not None
-    conn = open_connection(inv.fleet.hosts[host], inv.fleet, inv.base_dir, timeout=5)
-    try:
-        result = conn.run(command, hide=True, warn=True, timeout=timeout, in_stream=False)
-        assert result.ok, f"{host}: {command!r} failed: {result.stderr}"
-        return result.stdout
-    finally:
-        conn.close()
