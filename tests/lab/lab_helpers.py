@@ -1,8 +1,9 @@
 """Small helpers for lab tests: run a command on a lab host with its pinned key, stop a daemon
-by its pid file, bring up a private lab."""
+by its pid file, bring up a private lab, make a throw-away CA and server certificate."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,3 +84,37 @@ def private_lab(name: str, prefix: str, subnets: tuple[str, ...], hosts: int = 2
         if space is not None:
             lab_down(paths, space, say=lambda _: None)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def make_server_certificates(folder: Path, address: str) -> tuple[Path, Path, Path]:
+    """A throw-away CA (``mailfleet.lab.ca.build_ca``, as the lab's own) and a server certificate
+    for ``address`` signed by it: ``(ca.pem, cert.pem, key.pem)`` in ``folder``, key mode 0600."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from mailfleet.lab.ca import build_ca
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_pem, ca_key_pem = build_ca("mailfleet test CA", now)
+    ca = x509.load_pem_x509_certificate(ca_pem.encode())
+    ca_key = serialization.load_pem_private_key(ca_key_pem.encode(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    paths[0].write_text(ca_pem)
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    os.chmod(paths[2], 0o600)
+    return paths

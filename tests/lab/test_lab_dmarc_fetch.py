@@ -6,7 +6,6 @@ double-counts a report. Needs root (Dovecot drops privileges to its own users)."
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import imaplib
 import io
@@ -27,7 +26,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from lab_helpers import stop_by_pid_file
+from lab_helpers import make_server_certificates, stop_by_pid_file
 
 from mailfleet.dmarc import fetch as fetch_module
 from mailfleet.dmarc.fetch import ImapSettings, fetch_reports
@@ -54,44 +53,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _make_certificates(folder: Path) -> tuple[Path, Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-    import ipaddress
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailfleet test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    os.chmod(paths[2], 0o600)
-    return paths
-
-
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
     if os.geteuid() != 0:
@@ -104,7 +65,7 @@ def dovecot() -> Iterator[Dovecot]:
     mail = folder / "mail"
     mail.mkdir()
     shutil.chown(mail, "nobody", "nogroup")
-    ca, cert, key = _make_certificates(folder)
+    ca, cert, key = make_server_certificates(folder, "127.0.0.1")
     port = _free_port()
     starttls_port = _free_port()
     config = folder / "dovecot.conf"

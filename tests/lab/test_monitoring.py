@@ -10,7 +10,6 @@ Grafana's compose project is recorded as running by the lab's docker emulator (n
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import email.message
 import imaplib
 import ipaddress
@@ -27,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lab_helpers import stop_by_pid_file
+from lab_helpers import make_server_certificates, stop_by_pid_file
 
 pytestmark = pytest.mark.lab
 
@@ -43,40 +42,6 @@ def _bridge_address(inventory: Path) -> str:
     fleet = load_valid_inventory(inventory).fleet
     network = ipaddress.ip_network(f"{fleet.hosts['mon1'].address}/24", strict=False)
     return str(next(network.hosts()))  # the machine's own address on the lab bridge
-
-
-def _certificates(folder: Path, address: str) -> tuple[Path, Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailfleet lab monitoring CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    os.chmod(paths[2], 0o600)
-    return paths
 
 
 @dataclasses.dataclass
@@ -96,7 +61,7 @@ def report_mailbox(lab_fleet: Path) -> Iterator[Mailbox]:
     mail = folder / "mail"
     mail.mkdir()
     shutil.chown(mail, "nobody", "nogroup")
-    ca, cert, key = _certificates(folder, address)
+    ca, cert, key = make_server_certificates(folder, address)
     with socket.socket() as sock:
         sock.bind((address, 0))
         port = sock.getsockname()[1]
